@@ -1,0 +1,47 @@
+"""Entry point: parses flags and hands over to ssadjax.experiment (intentionally short).
+
+  python -m experiments.main --config=experiments/configs/default.py --workdir=W
+"""
+
+import os
+
+import logging
+
+from absl import app, flags
+from absl import logging as absl_logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", lock_config=True,
+                                          help_string="experiment config file")
+_WORKDIR = flags.DEFINE_string("workdir", None, "directory for results and checkpoints")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  import jax  # after flag parsing, so --help stays fast
+  cache = os.environ.get("SSADJAX_COMPILATION_CACHE",
+                         os.path.expanduser("~/.cache/ssadjax/jax"))
+  if cache:
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  from ssadjax import experiment
+  logging.getLogger("ssadjax").info("jax %s on %s", jax.__version__, jax.devices())
+  experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+def _setup_logging():
+  """ssadjax's progress at INFO on stderr; libraries (orbax is chatty) at WARNING."""
+  absl_logging.set_verbosity(absl_logging.WARNING)
+  handler = logging.StreamHandler()
+  handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+  logger = logging.getLogger("ssadjax")
+  logger.addHandler(handler)
+  logger.setLevel(logging.INFO)
+  logger.propagate = False
+
+
+if __name__ == "__main__":
+  _setup_logging()
+  app.run(main)

@@ -1,0 +1,200 @@
+"""The fused training program: TrainState, in-graph sampling, lax.scan over steps,
+vmap over seeds, chunked dispatch with checkpoints and progress between chunks.
+
+This is the only module that knows about jit, scan, vmap and checkpoints together.
+A whole chunk of epochs for every seed of a group is one compiled call; the host loop
+only dispatches chunks, logs, saves and reports.
+"""
+
+import time
+from typing import Any, Callable
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import logging
+
+from ssadjax import checkpoint as ckpt
+from ssadjax.methods.base import Method, TrainData
+
+log = logging.getLogger(__name__)
+
+
+class TrainState(flax.struct.PyTreeNode):
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  extras: Any
+
+
+def seed_keys(seed: int):
+  """Keys named by purpose; derived from the seed, never stored, so a resumed run replays
+  the same stream."""
+  init_key, extras_key, train_key = jax.random.split(jax.random.key(seed), 3)
+  return init_key, extras_key, train_key
+
+
+def create_train_state(method: Method, init_key, extras_key, data: TrainData) -> TrainState:
+  variables, extras = method.init(init_key, extras_key, data)
+  params = variables["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get("batch_stats", {}),
+                    opt_state=method.optimizer.init(params), extras=extras)
+
+
+def train_step(method: Method, state: TrainState, batch: dict, key) -> tuple[TrainState, dict]:
+  def loss_fn(params):
+    per_example, anomaly_mask, new_batch_stats = method.per_example_loss(
+        params, state.batch_stats, state.extras, batch, key)
+    loss, apply_update = method.reduce_loss(per_example, anomaly_mask)
+    return loss, (new_batch_stats, apply_update)
+
+  (loss, (new_batch_stats, apply_update)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  updates, opt_state = method.optimizer.update(grads, state.opt_state, state.params)
+  updated = state.replace(params=optax.apply_updates(state.params, updates),
+                          batch_stats=new_batch_stats, opt_state=opt_state)
+  # A skipped update keeps every piece of state, BatchNorm statistics included.
+  new_state = jax.tree.map(lambda new, old: jnp.where(apply_update, new, old), updated, state)
+  metrics = {"loss": loss, "updated": apply_update.astype(jnp.float32),
+             "finite": jnp.isfinite(loss).astype(jnp.float32)}
+  return new_state.replace(step=state.step + 1), metrics
+
+
+def run_epochs(method: Method, num_epochs: int, state: TrainState, train_key,
+               data: TrainData) -> tuple[TrainState, dict]:
+  """`num_epochs` epochs of one seed, starting at the epoch that `state.step` is in.
+
+  Per-epoch state (e.g. a permutation) is computed once per epoch by the sampler.
+  Returns per-epoch means of the step metrics, each `[num_epochs]`.
+  """
+  steps_per_epoch = method.steps_per_epoch
+
+  def epoch_body(state, _):
+    epoch_key = jax.random.fold_in(train_key, state.step // steps_per_epoch)
+    sampler_key, steps_key = jax.random.split(epoch_key)
+    epoch_state = method.sampler.begin_epoch(sampler_key, data)
+
+    def step_body(state, i):
+      batch_key, loss_key = jax.random.split(jax.random.fold_in(steps_key, i))
+      batch = method.sampler.batch(epoch_state, i, batch_key, data)
+      return train_step(method, state, batch, loss_key)
+
+    state, metrics = jax.lax.scan(step_body, state, jnp.arange(steps_per_epoch))
+    return state, jax.tree.map(jnp.mean, metrics)
+
+  return jax.lax.scan(epoch_body, state, None, length=num_epochs)
+
+
+def stack_data(datas: list[TrainData]) -> TrainData:
+  """Per-seed host arrays -> one TrainData with a leading seed axis (shapes must match)."""
+  return jax.tree.map(lambda *xs: np.stack(xs), *datas)
+
+
+class ProgressReporter:
+  """Logs steps/s and ETA after each chunk."""
+
+  def __init__(self, total_steps: int, num_seeds: int, start_step: int = 0):
+    self.total, self.num_seeds, self.start = total_steps, num_seeds, start_step
+
+  def __call__(self, step: int, loss: float, elapsed: float) -> dict:
+    """`elapsed`: seconds spent running chunks (compilation excluded)."""
+    rate = (step - self.start) / max(elapsed, 1e-9)
+    eta = (self.total - step) / rate if rate > 0 else float("nan")
+    log.info("step %d/%d (%d seeds)  loss %.5g  %.1f steps/s per seed  ETA %.1fs",
+                 step, self.total, self.num_seeds, loss, rate, eta)
+    return {"steps_per_second": rate, "eta_seconds": eta}
+
+
+def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int = 10,
+        checkpoint_dir=None, max_to_keep: int = 2,
+        on_chunk_end: Callable[[int, dict], None] | None = None) -> tuple[TrainState, dict]:
+  """Trains `len(seeds)` models side by side; `data` carries a leading seed axis.
+
+  Every `chunk_epochs` epochs the host logs, calls `on_chunk_end(epoch, metrics)` with
+  per-seed per-epoch metrics, and saves a checkpoint. With `checkpoint_dir` pointing at
+  an existing run, training resumes from its latest checkpoint and ends with the state
+  an uninterrupted run reaches (keys derive from seed and step, not from the host loop).
+
+  Returns the stacked final states and timing information.
+  """
+  if chunk_epochs < 1:
+    raise ValueError(f"chunk_epochs={chunk_epochs} must be >= 1")
+  keys = [seed_keys(s) for s in seeds]
+  init_keys, extras_keys, train_keys = (jnp.stack(k) for k in zip(*keys))
+  data = jax.device_put(data)
+
+  t0 = time.perf_counter()
+  init_fn = jax.jit(jax.vmap(lambda i, e, d: create_train_state(method, i, e, d)))
+  init_compiled = init_fn.lower(init_keys, extras_keys, data).compile()
+  compile_seconds = time.perf_counter() - t0
+
+  manager = ckpt.make_manager(checkpoint_dir, max_to_keep=max_to_keep) if checkpoint_dir else None
+  abstract_state = jax.eval_shape(init_fn, init_keys, extras_keys, data)
+  restored_epoch, state = (ckpt.restore_latest(manager, abstract_state) if manager
+                           else (None, None))
+  t1 = time.perf_counter()
+  if state is None:
+    state = init_compiled(init_keys, extras_keys, data)
+    jax.block_until_ready(state)
+    start_epoch = 0
+  else:
+    start_epoch = int(restored_epoch)
+    log.info("resumed from %s at epoch %d", checkpoint_dir, start_epoch)
+  init_seconds = time.perf_counter() - t1
+
+  total_epochs = method.num_epochs
+  compiled_chunks = {}
+
+  def chunk_fn(n):
+    if n not in compiled_chunks:
+      t = time.perf_counter()
+      fn = jax.jit(jax.vmap(lambda s, k, d: run_epochs(method, n, s, k, d)),
+                   donate_argnums=0)
+      compiled_chunks[n] = fn.lower(state, train_keys, data).compile()
+      nonlocal compile_seconds
+      compile_seconds += time.perf_counter() - t
+    return compiled_chunks[n]
+
+  progress = ProgressReporter(total_epochs * method.steps_per_epoch, len(seeds),
+                              start_epoch * method.steps_per_epoch)
+  train_seconds = 0.0
+  epoch = start_epoch
+  while epoch < total_epochs:
+    n = min(chunk_epochs, total_epochs - epoch)
+    fn = chunk_fn(n)
+    t = time.perf_counter()
+    state, metrics = fn(state, train_keys, data)
+    metrics = jax.device_get(metrics)  # blocks: bounds the work in flight
+    train_seconds += time.perf_counter() - t
+    epoch += n
+    if not np.all(metrics["finite"] > 0):
+      raise FloatingPointError(f"non-finite training loss before epoch {epoch}: "
+                               f"{metrics['loss']}")
+    report = progress(epoch * method.steps_per_epoch, float(np.mean(metrics["loss"][:, -1])), train_seconds)
+    if manager:
+      ckpt.save(manager, epoch, state)
+    if on_chunk_end:
+      on_chunk_end(epoch, {**metrics, **report})
+  if manager:
+    manager.wait_until_finished()
+    manager.close()
+  timing = {"compile_seconds": compile_seconds, "train_seconds": train_seconds + init_seconds,
+            "steps": int(total_epochs * method.steps_per_epoch),
+            "resumed_from_epoch": start_epoch}
+  return state, timing
+
+
+def score(method: Method, state: TrainState, x) -> np.ndarray:
+  """`[seeds, n]` anomaly scores of per-seed inputs `x` `[seeds, n, d]` (eval mode)."""
+  def one(params, batch_stats, extras, x):
+    variables = {"params": params}
+    if batch_stats:
+      variables["batch_stats"] = batch_stats
+    return method.score(variables, extras, x)
+
+  fn = jax.jit(jax.vmap(one))
+  return np.asarray(fn(state.params, state.batch_stats, state.extras, jnp.asarray(x)))

@@ -1,0 +1,285 @@
+"""One experiment (or a grid of them) from a config to result files in a workdir.
+
+Files written (design.md): config.json, metrics.jsonl, checkpoints/, results.json,
+scores.npz; for a grid, one sub-folder per cell plus results.csv and report.md.
+Every file is written to a temporary name and renamed, so an interrupted run never
+leaves a half-written result.
+"""
+
+import ast
+import csv
+import importlib.metadata
+import io
+import json
+import os
+import pathlib
+import re
+
+import jax
+import ml_collections
+import numpy as np
+import logging
+
+from ssadjax import data as data_lib
+from ssadjax import engine, methods, metrics
+
+log = logging.getLogger(__name__)
+
+RESULT_FIELDS = ("method", "anomaly_only", "dataset", "la", "seed", "auroc", "auprc",
+                 "train_seconds", "compile_seconds", "steps", "devices")
+
+
+def atomic_write_bytes(path, payload: bytes) -> None:
+  path = pathlib.Path(path)
+  tmp = path.with_name(path.name + ".tmp")
+  tmp.write_bytes(payload)
+  os.replace(tmp, path)
+
+
+def atomic_write_text(path, text: str) -> None:
+  atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_npz(path, **arrays) -> None:
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  atomic_write_bytes(path, buffer.getvalue())
+
+
+def versions() -> dict:
+  out = {}
+  for pkg in ("ssadjax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy"):
+    try:
+      out[pkg] = importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+      out[pkg] = None
+  return out
+
+
+def _config_json(config) -> str:
+  return config.to_json_best_effort(indent=2, sort_keys=True)
+
+
+def _claim_workdir(config, workdir: pathlib.Path) -> None:
+  """Writes config.json, refusing to mix two different experiments in one workdir."""
+  workdir.mkdir(parents=True, exist_ok=True)
+  path = workdir / "config.json"
+  text = _config_json(config)
+  if path.exists():
+    old = json.loads(path.read_text())
+    if old != json.loads(text):
+      changed = sorted(_diff_keys(old, json.loads(text)))
+      raise ValueError(
+          f"workdir {workdir} already holds a run with a different config "
+          f"(differs in: {', '.join(changed[:8])}); use a new --workdir or delete it")
+    return
+  atomic_write_text(path, text)
+
+
+def _diff_keys(a, b, prefix=""):
+  keys = set(a) | set(b) if isinstance(a, dict) and isinstance(b, dict) else set()
+  if not keys:
+    return [prefix.rstrip(".")] if a != b else []
+  out = []
+  for k in keys:
+    out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+  return out
+
+
+class MetricsLog:
+  """metrics.jsonl: one line per (seed, epoch). Rewriting the lines of the epochs being
+  reported makes a resumed run's log identical to an uninterrupted one."""
+
+  def __init__(self, path):
+    self.path = pathlib.Path(path)
+
+  def write(self, seeds, last_epoch: int, steps_per_epoch: int, chunk_metrics: dict):
+    num_epochs = chunk_metrics["loss"].shape[1]
+    epochs = range(last_epoch - num_epochs + 1, last_epoch + 1)
+    new = []
+    for si, seed in enumerate(seeds):
+      for ei, epoch in enumerate(epochs):
+        new.append({"seed": seed, "epoch": epoch, "step": epoch * steps_per_epoch,
+                    "train/loss": float(chunk_metrics["loss"][si, ei]),
+                    "train/updated_fraction": float(chunk_metrics["updated"][si, ei])})
+    new[-1]["steps_per_second"] = chunk_metrics["steps_per_second"]
+    new[-1]["eta_seconds"] = chunk_metrics["eta_seconds"]
+    replaced = {(r["seed"], r["epoch"]) for r in new}
+    old = []
+    if self.path.exists():
+      old = [json.loads(line) for line in self.path.read_text().splitlines() if line]
+      old = [r for r in old if (r["seed"], r["epoch"]) not in replaced]
+    atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in old + new))
+
+
+def prepare_splits(config, seeds):
+  """Loads the dataset once and applies the ADBench protocol with one numpy Generator per
+  seed (each seed has its own split, as ADBench's repetitions)."""
+  x, y = data_lib.load_dataset(config.dataset, config.data_dir or None)
+  splits = []
+  for seed in seeds:
+    split = data_lib.adbench_splits(
+        x, y, rng=np.random.default_rng(seed), la=_la(config.la),
+        at_least_one_labeled=config.data.at_least_one_labeled,
+        test_size=config.data.test_size, resample=config.data.resample,
+        upsample_threshold=config.data.upsample_threshold,
+        downsample_threshold=config.data.downsample_threshold,
+        minmax=config.data.minmax, normal_clean=config.data.normal_clean,
+        label_contamination=config.data.label_contamination)
+    splits.append(split)
+  return splits
+
+
+def _la(value):
+  """`la` >= 1 written as a whole number is a count of labelled anomalies (ADBench)."""
+  if isinstance(value, float) and value >= 1 and value.is_integer():
+    return int(value)
+  return value
+
+
+def run_single(config, workdir, *, on_chunk_end=None) -> dict:
+  """Trains and scores `config.num_seeds` seeds; `on_chunk_end(epoch, metrics)` is called
+  after every chunk (progress bars, tests that simulate an interruption)."""
+  workdir = pathlib.Path(workdir)
+  _claim_workdir(config, workdir)
+  if config.num_seeds < 1:
+    raise ValueError(f"num_seeds={config.num_seeds} must be >= 1")
+  seeds = [config.seed + i for i in range(config.num_seeds)]
+  splits = prepare_splits(config, seeds)
+  datas = []
+  for split in splits:
+    semi = split.semi_labels
+    if config.method in methods.UNSUPERVISED:
+      semi = np.zeros_like(semi)  # Deep SVDD never sees a label
+    datas.append(methods.make_train_data(split.x_train, semi))
+  log.info("%s%s on %s: %s", config.method, "+anoonly" if config.anomaly_only else "",
+           config.dataset, splits[0].summary())
+
+  # Seeds whose arrays have the same shapes train as one vmapped program.
+  groups = {}
+  for i, d in enumerate(datas):
+    groups.setdefault(tuple(a.shape for a in d), []).append(i)
+  metrics_log = MetricsLog(workdir / "metrics.jsonl")
+  scores = [None] * len(seeds)
+  timing = {"train_seconds": 0.0, "compile_seconds": 0.0, "steps": 0}
+  method_name = None
+  for members in groups.values():
+    group_seeds = [seeds[i] for i in members]
+    n_train, dim = datas[members[0]].x.shape
+    method = methods.build(config, dim, n_train)
+    method_name = method.name
+    stacked = engine.stack_data([datas[i] for i in members])
+    ckpt_dir = (workdir / "checkpoints" / ("seeds_" + "_".join(map(str, group_seeds)))
+                if config.checkpoint.enabled else None)
+    state, group_timing = engine.fit(
+        method, stacked, group_seeds, chunk_epochs=config.train.chunk_epochs,
+        checkpoint_dir=ckpt_dir, max_to_keep=config.checkpoint.max_to_keep,
+        on_chunk_end=lambda epoch, m, s=group_seeds, spe=method.steps_per_epoch: (
+            metrics_log.write(s, epoch, spe, m), on_chunk_end and on_chunk_end(epoch, m)))
+    group_scores = engine.score(method, state, np.stack([splits[i].x_test for i in members]))
+    for j, i in enumerate(members):
+      scores[i] = group_scores[j]
+    for k in ("train_seconds", "compile_seconds"):
+      timing[k] += group_timing[k]
+    timing["steps"] = group_timing["steps"]
+
+  aurocs = [metrics.auroc(s.y_test, sc) for s, sc in zip(splits, scores)]
+  auprcs = [metrics.auprc(s.y_test, sc) for s, sc in zip(splits, scores)]
+  results = {
+      "method": config.method, "name": method_name,
+      "anomaly_only": bool(config.anomaly_only), "dataset": config.dataset,
+      "la": config.la, "seeds": seeds, "auroc": aurocs, "auprc": auprcs,
+      "auroc_mean": float(np.mean(aurocs)), "auroc_std": float(np.std(aurocs)),
+      "auprc_mean": float(np.mean(auprcs)), "auprc_std": float(np.std(auprcs)),
+      "train_seconds": timing["train_seconds"], "compile_seconds": timing["compile_seconds"],
+      "steps": timing["steps"], "devices": jax.device_count(),
+      "num_train": int(splits[0].x_train.shape[0]), "num_test": int(splits[0].x_test.shape[0]),
+      "num_labelled": int(splits[0].num_labelled), "versions": versions(),
+  }
+  atomic_write_npz(workdir / "scores.npz", seeds=np.asarray(seeds),
+                   labels=np.stack([s.y_test for s in splits]), scores=np.stack(scores))
+  atomic_write_text(workdir / "results.json", json.dumps(results, indent=2) + "\n")
+  log.info("%s on %s: AUROC %.4f +- %.4f  AUPRC %.4f +- %.4f", method_name,
+               config.dataset, results["auroc_mean"], results["auroc_std"],
+               results["auprc_mean"], results["auprc_std"])
+  return results
+
+
+def parse_grid(spec: str) -> list[dict]:
+  """'dataset=6_cardio|38_thyroid;anomaly_only=False|True' -> list of override dicts
+  (the cartesian product, the first key varying slowest)."""
+  cells = [{}]
+  for part in filter(None, (p.strip() for p in spec.split(";"))):
+    if "=" not in part:
+      raise ValueError(f"grid entry {part!r} is not of the form key=v1|v2")
+    key, values = part.split("=", 1)
+    parsed = []
+    for v in values.split("|"):
+      try:
+        parsed.append(ast.literal_eval(v.strip()))
+      except (ValueError, SyntaxError):
+        parsed.append(v.strip())
+    cells = [{**c, key.strip(): v} for c in cells for v in parsed]
+  return cells
+
+
+def _cell_name(overrides: dict) -> str:
+  return ",".join(f"{k}={v}" for k, v in overrides.items()).replace("/", "_")
+
+
+def _set(config, dotted: str, value):
+  node = config
+  *path, last = dotted.split(".")
+  for p in path:
+    node = node[p]
+  if last not in node:
+    raise ValueError(f"grid key {dotted!r} is not a config field")
+  node[last] = type(node[last])(value) if isinstance(node[last], float) else value
+
+
+def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
+  workdir = pathlib.Path(workdir)
+  _claim_workdir(config, workdir)
+  cells = parse_grid(config.grid)
+  rows, summaries = [], []
+  for i, overrides in enumerate(cells):
+    cell_config = ml_collections.ConfigDict(config.to_dict())
+    cell_config.grid = ""
+    for k, v in overrides.items():
+      _set(cell_config, k, v)
+    cell_config.lock()
+    log.info("grid cell %d/%d: %s", i + 1, len(cells), overrides)
+    result = run_single(cell_config, workdir / "cells" / _cell_name(overrides),
+                        on_chunk_end=on_chunk_end)
+    summaries.append(result)
+    for seed, roc, pr in zip(result["seeds"], result["auroc"], result["auprc"]):
+      rows.append({**{k: result[k] for k in RESULT_FIELDS if k in result},
+                   "seed": seed, "auroc": roc, "auprc": pr})
+  out = io.StringIO()
+  writer = csv.DictWriter(out, fieldnames=RESULT_FIELDS)
+  writer.writeheader()
+  writer.writerows(rows)
+  atomic_write_text(workdir / "results.csv", out.getvalue())
+  report = format_table(summaries)
+  atomic_write_text(workdir / "report.md", report)
+  print(report)
+  return summaries
+
+
+def format_table(results: list[dict]) -> str:
+  lines = ["| method | dataset | la | AUROC | AUPRC | seeds | train s | compile s |",
+           "|---|---|---|---|---|---|---|---|"]
+  for r in results:
+    lines.append(
+        f"| {r['name']} | {r['dataset']} | {r['la']} | "
+        f"{100 * r['auroc_mean']:.2f} ± {100 * r['auroc_std']:.2f} | "
+        f"{100 * r['auprc_mean']:.2f} ± {100 * r['auprc_std']:.2f} | {len(r['seeds'])} | "
+        f"{r['train_seconds']:.1f} | {r['compile_seconds']:.1f} |")
+  return "\n".join(lines) + "\n"
+
+
+def train_and_evaluate(config, workdir, *, on_chunk_end=None):
+  """Runs `config` (a grid if `config.grid` is set) and returns its result dict(s)."""
+  if re.sub(r"\s", "", config.grid):
+    return run_grid(config, workdir, on_chunk_end=on_chunk_end)
+  return run_single(config, workdir, on_chunk_end=on_chunk_end)

@@ -1,0 +1,31 @@
+"""Method registry: name -> factory `(cfg, input_dim, num_train, insert_norm=False)`."""
+
+import functools
+
+from ssadjax.methods import anoonly, deepsad
+from ssadjax.methods.base import Method, Sampler, TrainData, make_train_data
+
+FACTORIES = {
+    "deepsad": deepsad.make_method,
+    # Deep SVDD is Deep SAD without labels (the engine also hides them from the data).
+    "deepsvdd": functools.partial(deepsad.make_method, use_labels=False),
+}
+
+# Methods that cannot use labelled anomalies, hence have no AnoOnly variant.
+UNSUPERVISED = ("deepsvdd",)
+
+
+def build(cfg, input_dim: int, num_train: int) -> Method:
+  """The method named by `cfg.method`, transformed by AnoOnly if `cfg.anomaly_only`."""
+  if cfg.method not in FACTORIES:
+    raise ValueError(f"method={cfg.method!r}; available: {sorted(FACTORIES)}")
+  factory = FACTORIES[cfg.method]
+  if cfg.anomaly_only:
+    if cfg.method in UNSUPERVISED:
+      raise ValueError(f"{cfg.method} trains without labels; anomaly_only=True needs a "
+                       "method that uses labelled anomalies")
+    factory = anoonly.anomaly_only(factory, empty_batch=cfg.anoonly.empty_batch)
+  return factory(cfg, input_dim, num_train)
+
+
+__all__ = ["FACTORIES", "Method", "Sampler", "TrainData", "build", "make_train_data"]

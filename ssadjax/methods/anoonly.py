@@ -1,0 +1,78 @@
+"""AnoOnly (Zhou et al., arXiv 2305.18798) as ONE transformation over any method.
+
+The whole mixed batch is still sampled and forwarded (so unlabelled rows shape the
+BatchNorm statistics), but the loss is reduced over the terms that involve a labelled
+anomaly only. The base method is asked to put a BatchNorm where the AnoOnly code puts
+one (`insert_norm=True`); methods that already have one ignore the request.
+
+A batch without any labelled anomaly (about half of Deep SAD's batches at la = 0.1)
+has an empty mean. `empty_batch` decides what happens:
+* 'zero_grad' (default, the reference): the loss is 0 with zero gradients, yet the
+  optimizer still steps (Adam momentum and L2 keep moving the weights) and the
+  BatchNorm running statistics are still updated, exactly as PyTorch does with the
+  NaN loss of the reference code, minus the NaN.
+* 'skip': the whole update is skipped; params, optimizer state and BatchNorm
+  statistics stay as they were (the step counter still advances).
+* 'ensure_anomaly': the sampler replaces the last row of such a batch with a labelled
+  anomaly drawn uniformly, so every batch carries a loss.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from ssadjax.methods import base
+
+EMPTY_BATCH_CHOICES = ("zero_grad", "skip", "ensure_anomaly")
+
+
+def anomaly_mean(per_example, anomaly_mask, *, empty_batch: str = "zero_grad"):
+  """Mean over the labelled-anomaly terms; `(loss, apply_update)`.
+
+  The denominator is clamped at 1 so that an anomaly-free batch gives loss 0 and
+  gradients 0 instead of NaN.
+  """
+  mask = anomaly_mask.astype(per_example.dtype)
+  count = jnp.sum(mask)
+  loss = jnp.sum(jnp.where(anomaly_mask, per_example, 0.0)) / jnp.maximum(count, 1.0)
+  apply_update = jnp.bool_(True) if empty_batch != "skip" else count > 0
+  return loss, apply_update
+
+
+def _ensure_anomaly(sampler: base.Sampler) -> base.Sampler:
+  def batch(epoch_state, i, key, data):
+    key, swap_key = jax.random.split(key)
+    out = sampler.batch(epoch_state, i, key, data)
+    has_anomaly = jnp.any(out["semi_labels"] == 1)
+    row = data.anomaly_index[
+        jax.random.randint(swap_key, (), 0, data.anomaly_index.shape[0])]
+    last = out["x"].shape[0] - 1
+    x = jnp.where(has_anomaly, out["x"], out["x"].at[last].set(data.x[row]))
+    semi = jnp.where(has_anomaly, out["semi_labels"], out["semi_labels"].at[last].set(1))
+    return {**out, "x": x, "semi_labels": semi}
+
+  return dataclasses.replace(sampler, batch=batch)
+
+
+def anomaly_only(make_method, *, empty_batch: str = "zero_grad"):
+  """Transforms a method factory `make_method(cfg, ..., insert_norm=False)` into its
+  AnoOnly variant with the same signature."""
+  if empty_batch not in EMPTY_BATCH_CHOICES:
+    raise ValueError(f"anoonly.empty_batch={empty_batch!r}; expected one of "
+                     f"{EMPTY_BATCH_CHOICES}")
+
+  def make(*args, **kwargs):
+    kwargs["insert_norm"] = True
+    method = make_method(*args, **kwargs)
+    sampler = method.sampler
+    if empty_batch == "ensure_anomaly":
+      sampler = _ensure_anomaly(sampler)
+    return dataclasses.replace(
+        method,
+        name=method.name + "+anoonly",
+        sampler=sampler,
+        reduce_loss=lambda losses, mask: anomaly_mean(losses, mask, empty_batch=empty_batch),
+    )
+
+  return make
