@@ -28,6 +28,15 @@ class TrainState(flax.struct.PyTreeNode):
   batch_stats: Any
   opt_state: Any
   extras: Any
+  # {'loss', 'params', 'batch_stats'} of the best epoch so far, for methods that select
+  # their final model by training loss; {} otherwise.
+  best: Any = flax.struct.field(default_factory=dict)
+
+  def final_variables(self) -> tuple[Any, Any]:
+    """(params, batch_stats) used for scoring."""
+    if self.best:
+      return self.best["params"], self.best["batch_stats"]
+    return self.params, self.batch_stats
 
 
 def seed_keys(seed: int):
@@ -40,9 +49,11 @@ def seed_keys(seed: int):
 def create_train_state(method: Method, init_key, extras_key, data: TrainData) -> TrainState:
   variables, extras = method.init(init_key, extras_key, data)
   params = variables["params"]
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    batch_stats=variables.get("batch_stats", {}),
-                    opt_state=method.optimizer.init(params), extras=extras)
+  batch_stats = variables.get("batch_stats", {})
+  best = ({"loss": jnp.array(jnp.inf, jnp.float32), "params": params,
+           "batch_stats": batch_stats} if method.select_best_epoch else {})
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
+                    opt_state=method.optimizer.init(params), extras=extras, best=best)
 
 
 def train_step(method: Method, state: TrainState, batch: dict, key) -> tuple[TrainState, dict]:
@@ -50,6 +61,8 @@ def train_step(method: Method, state: TrainState, batch: dict, key) -> tuple[Tra
     per_example, anomaly_mask, new_batch_stats = method.per_example_loss(
         params, state.batch_stats, state.extras, batch, key)
     loss, apply_update = method.reduce_loss(per_example, anomaly_mask)
+    if method.regularizer is not None:
+      loss = loss + method.regularizer(params)
     return loss, (new_batch_stats, apply_update)
 
   (loss, (new_batch_stats, apply_update)), grads = jax.value_and_grad(
@@ -84,7 +97,16 @@ def run_epochs(method: Method, num_epochs: int, state: TrainState, train_key,
       return train_step(method, state, batch, loss_key)
 
     state, metrics = jax.lax.scan(step_body, state, jnp.arange(steps_per_epoch))
-    return state, jax.tree.map(jnp.mean, metrics)
+    metrics = jax.tree.map(jnp.mean, metrics)
+    if state.best:
+      # Keras keeps the weights of the epoch with the lowest mean training loss; strict
+      # '<' keeps the earliest of equal epochs, as save_best_only does.
+      improved = metrics["loss"] < state.best["loss"]
+      candidate = {"loss": metrics["loss"], "params": state.params,
+                   "batch_stats": state.batch_stats}
+      state = state.replace(best=jax.tree.map(
+          lambda new, old: jnp.where(improved, new, old), candidate, state.best))
+    return state, metrics
 
   return jax.lax.scan(epoch_body, state, None, length=num_epochs)
 
@@ -190,11 +212,11 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
 
 def score(method: Method, state: TrainState, x) -> np.ndarray:
   """`[seeds, n]` anomaly scores of per-seed inputs `x` `[seeds, n, d]` (eval mode)."""
-  def one(params, batch_stats, extras, x):
+  def one(state, x):
+    params, batch_stats = state.final_variables()
     variables = {"params": params}
     if batch_stats:
       variables["batch_stats"] = batch_stats
-    return method.score(variables, extras, x)
+    return method.score(variables, state.extras, x)
 
-  fn = jax.jit(jax.vmap(one))
-  return np.asarray(fn(state.params, state.batch_stats, state.extras, jnp.asarray(x)))
+  return np.asarray(jax.jit(jax.vmap(one))(state, jnp.asarray(x)))

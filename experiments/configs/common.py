@@ -18,6 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.la = 0.1                    # labelled anomalies: ratio of train anomalies (float < 1) or a count (int)
   c.num_seeds = 3               # seeds seed, seed+1, ... train side by side in one program
   c.seed = 1                    # ADBench repeats with seeds 1, 2, 3
+  c.preset = "adbench"          # adbench | anoonly_paper: reference settings where they disagree
   c.grid = ""                   # e.g. "dataset=6_cardio|38_thyroid;anomaly_only=False|True"
 
   c.data = ml_collections.ConfigDict()

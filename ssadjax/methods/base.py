@@ -62,6 +62,11 @@ class Method:
     score: `(variables, extras, x) -> [N]` anomaly scores, higher = more anomalous.
     optimizer: optax transformation over params.
     steps_per_epoch, num_epochs: the training length.
+    regularizer: optional `params -> scalar` added to the reduced loss (Keras-style L2
+      on chosen kernels, which the reference also counts in its monitored loss).
+    select_best_epoch: score with the parameters and BatchNorm statistics of the epoch
+      with the lowest mean training loss (Keras ModelCheckpoint(monitor='loss',
+      save_best_only=True)); otherwise the last epoch's.
   """
   name: str
   init: Callable
@@ -72,6 +77,8 @@ class Method:
   steps_per_epoch: int
   num_epochs: int
   reduce_loss: Callable = mean_loss
+  regularizer: Callable | None = None
+  select_best_epoch: bool = False
 
 
 def make_train_data(x, semi_labels) -> TrainData:
@@ -123,3 +130,23 @@ def apply_eval(model, variables, x, *, eval_stats: str = "running", **kwargs):
 def split_variables(variables):
   """Linen variables -> (params, batch_stats) with an empty dict when there is no BN."""
   return variables["params"], variables.get("batch_stats", {})
+
+
+def resolve_hparams(section, presets: dict, preset: str) -> dict:
+  """A method's hyper-parameters: the preset's values, overridden by every field of the
+  config section that is set (not None).
+
+  Sections declare preset-dependent fields as `placeholder(type)` (None) so that
+  `--config.preset=anoonly_paper` changes their defaults while an explicit
+  `--config.devnet.batch_size=256` still wins.
+  """
+  if preset not in presets:
+    raise ValueError(f"preset={preset!r}; available: {sorted(presets)}")
+  values = dict(presets[preset])
+  for key, value in section.items():
+    if value is not None:
+      values[key] = value
+  missing = [k for k, v in values.items() if v is None]
+  if missing:
+    raise ValueError(f"preset {preset!r} leaves {missing} unset")
+  return values
