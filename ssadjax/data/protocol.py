@@ -1,0 +1,280 @@
+"""The ADBench data protocol (ADBench `DataGenerator`, with AnoOnly's `normal_clean`), numpy only.
+
+Order of operations (methods.md 1.3; it fixes what the random stream is spent on):
+
+  (a) resample: n < upsample_threshold -> upsample_threshold rows drawn with replacement;
+      n > downsample_threshold -> downsample_threshold rows drawn without replacement;
+  (b) stratified shuffled split, ceil(test_size * n) test rows, class shares preserved;
+  (c) optional label contamination: flip int(n_train * r) train labels 0 <-> 1;
+  (d) min-max scaling fitted on the train split only, applied to both splits;
+  (e) choose the labelled anomalies among the (possibly flipped) train positives;
+  (f) semi-supervised labels; optionally (`normal_clean`) drop the unlabelled anomalies.
+
+All randomness comes from the `np.random.Generator` passed in, so a seed reproduces the
+splits exactly. It does not reproduce ADBench's own splits (which use the global numpy
+stream and sklearn), only their distribution.
+
+Row order: train rows stay in shuffled order. AnoOnly returns them re-ordered as
+[normals, unlabelled anomalies, labelled anomalies]; our samplers draw by index, so that
+ordering would change nothing for them, and a shuffled order is the safe one for anything
+that reads rows in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+
+import numpy as np
+
+from ssadjax.data.adbench import DatasetError
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+  """Train/test arrays produced by `adbench_splits`.
+
+  Attributes:
+    x_train: float32 [n_train, d], min-max scaled with train statistics.
+    semi_labels: int32 [n_train], 1 = labelled anomaly, 0 = unlabelled (what training sees).
+    train_labels: int32 [n_train], the TRUE labels of the train rows (before any label
+      contamination flip); for evaluation/diagnostics only, never for training.
+    x_test: float32 [n_test, d], scaled with the train statistics (may leave [0, 1]).
+    y_test: int32 [n_test], true test labels.
+    label_flipped: bool [n_train], rows whose label the contamination step flipped; the
+      labels the protocol acted on are `train_labels ^ label_flipped`. All False if None.
+    train_index, test_index: int64 row indices into the `x` given to `adbench_splits`
+      (through any resampling, so duplicates share an index), or None.
+  """
+  x_train: np.ndarray
+  semi_labels: np.ndarray
+  train_labels: np.ndarray
+  x_test: np.ndarray
+  y_test: np.ndarray
+  label_flipped: np.ndarray | None = None
+  train_index: np.ndarray | None = None
+  test_index: np.ndarray | None = None
+
+  def __post_init__(self):
+    n = self.x_train.shape[0]
+    if self.label_flipped is None:
+      # Frozen dataclass: fill the default through object.__setattr__.
+      object.__setattr__(self, "label_flipped", np.zeros(n, dtype=bool))
+    for field in ("semi_labels", "train_labels", "label_flipped", "train_index"):
+      value = getattr(self, field)
+      if value is not None and value.shape != (n,):
+        raise ValueError(f"Splits.{field} has shape {value.shape}, expected ({n},).")
+    if self.y_test.shape != (self.x_test.shape[0],):
+      raise ValueError(f"Splits.y_test has shape {self.y_test.shape}, "
+                       f"expected ({self.x_test.shape[0]},).")
+
+  @property
+  def labelled_anomaly_index(self) -> np.ndarray:
+    """Row indices of x_train whose semi-label is 1."""
+    return np.flatnonzero(self.semi_labels == 1)
+
+  @property
+  def num_labelled(self) -> int:
+    return int(np.count_nonzero(self.semi_labels == 1))
+
+  def summary(self) -> dict[str, int]:
+    """Counts describing the splits (all plain ints, JSON-ready)."""
+    labelled = self.semi_labels == 1
+    true_anomaly = self.train_labels == 1
+    return {
+        "n_train": int(self.x_train.shape[0]),
+        "n_test": int(self.x_test.shape[0]),
+        "dim": int(self.x_train.shape[1]),
+        "n_labelled": int(labelled.sum()),
+        "n_unlabelled": int((~labelled).sum()),
+        "n_train_anomalies": int(true_anomaly.sum()),
+        # The contamination of the unlabelled set, in true labels.
+        "n_unlabelled_anomalies": int((true_anomaly & ~labelled).sum()),
+        # Non-zero only under label contamination: "labelled anomalies" that are normals.
+        "n_labelled_normals": int((~true_anomaly & labelled).sum()),
+        "n_flipped": int(self.label_flipped.sum()),
+        "n_test_anomalies": int(self.y_test.sum()),
+        "n_test_normals": int((self.y_test == 0).sum()),
+    }
+
+
+def _check_la(la) -> None:
+  # bool is an int subclass: la=True would silently mean "1 labelled anomaly".
+  if isinstance(la, (bool, np.bool_)):
+    raise DatasetError(f"la must be a ratio (float) or a count (int), got bool {la!r}.")
+  if isinstance(la, numbers.Integral):
+    if la < 0:
+      raise DatasetError(f"la as a count must be >= 0, got {la}.")
+  elif isinstance(la, numbers.Real):
+    if not 0.0 <= la <= 1.0:  # also rejects NaN
+      raise DatasetError(f"la as a ratio must be in [0, 1], got {la}.")
+  else:
+    raise DatasetError(f"la must be a float ratio or an int count, got {type(la).__name__}.")
+
+
+def num_labelled_anomalies(la: float | int, n_anomalies: int, *, at_least_one_labeled: bool = True
+                           ) -> int:
+  """How many of `n_anomalies` train anomalies get labelled (ADBench's rule).
+
+  A float is a ratio: ceil(la * n) with `at_least_one_labeled`, else int(la * n). An int is a
+  count. Note the ADBench convention: `la=1` means ONE anomaly, `la=1.0` means all of them.
+  """
+  _check_la(la)
+  if isinstance(la, numbers.Integral):
+    if la > n_anomalies:
+      raise DatasetError(f"la={la} labelled anomalies requested but the training split has only "
+                         f"{n_anomalies} anomalies.")
+    return int(la)
+  # Same float expression as ADBench (math.ceil(la * n)), so counts match its splits.
+  k = math.ceil(la * n_anomalies) if at_least_one_labeled else int(la * n_anomalies)
+  return min(k, n_anomalies)
+
+
+def _stratified_split(y: np.ndarray, n_test: int, rng: np.random.Generator
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """Shuffled train/test indices with `n_test` test rows and class shares preserved."""
+  n = y.shape[0]
+  classes, counts = np.unique(y, return_counts=True)
+  # Per-class test counts: floor of the exact share, then the leftover rows go to the
+  # classes with the largest fractional parts (sklearn's _approximate_mode idea), so each
+  # class count is within 1 of its exact share in both splits.
+  exact = n_test * counts / n
+  test_counts = np.floor(exact).astype(np.int64)
+  leftover = n_test - int(test_counts.sum())
+  order = np.argsort(-(exact - test_counts), kind="stable")
+  test_counts[order[:leftover]] += 1
+  train_idx, test_idx = [], []
+  for c, k in zip(classes, test_counts):
+    members = rng.permutation(np.flatnonzero(y == c))
+    test_idx.append(members[:k])
+    train_idx.append(members[k:])
+  # Shuffle across classes too, so neither split is sorted by label.
+  train = rng.permutation(np.concatenate(train_idx))
+  test = rng.permutation(np.concatenate(test_idx))
+  return train, test
+
+
+def adbench_splits(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    la: float | int,
+    at_least_one_labeled: bool = True,
+    test_size: float = 0.3,
+    resample: bool = True,
+    upsample_threshold: int = 1000,
+    downsample_threshold: int = 10000,
+    minmax: bool = True,
+    normal_clean: bool = False,
+    label_contamination: float = 0.0,
+) -> Splits:
+  """ADBench's semi-supervised train/test protocol (see the module docstring for the steps).
+
+  Args:
+    x: [n, d] features (any real dtype). y: [n] true labels in {0, 1}.
+    rng: the only source of randomness.
+    la: labelled anomalies, a float ratio in [0, 1] of the train anomalies or an int count.
+    at_least_one_labeled: ratio rounding, ceil (True, ADBench's pipelines) or int (False).
+    test_size: test fraction; ceil(test_size * n) rows go to test.
+    resample: apply the up/down-sampling thresholds.
+    minmax: min-max scale with train statistics.
+    normal_clean: AnoOnly's option: remove the unlabelled train anomalies (as the protocol
+      sees them, i.e. after any contamination flip) so the unlabelled set is all normal.
+    label_contamination: fraction r in [0, 1) of train labels flipped before labelling.
+
+  Returns:
+    `Splits`. Raises DatasetError if a split lacks a class or `la` is invalid.
+  """
+  _check_la(la)
+  if not 0.0 < test_size < 1.0:
+    raise DatasetError(f"test_size must be in (0, 1), got {test_size}.")
+  if not 0.0 <= label_contamination < 1.0:
+    raise DatasetError(f"label_contamination must be in [0, 1), got {label_contamination}.")
+  if resample and upsample_threshold > downsample_threshold:
+    raise DatasetError(f"upsample_threshold ({upsample_threshold}) > downsample_threshold "
+                       f"({downsample_threshold}).")
+  x, y = np.asarray(x), np.asarray(y)
+  if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+    raise DatasetError(f"Expected x [n, d] and y [n], got {x.shape} and {y.shape}.")
+  if not np.all(np.isin(y, [0, 1])):
+    raise DatasetError(f"y must be binary, found values {np.unique(y)[:10].tolist()}.")
+  y = y.astype(np.int32)
+
+  # (a) Resampling, done on indices so the result can be traced back to input rows.
+  index = np.arange(x.shape[0])
+  if resample and x.shape[0] < upsample_threshold:
+    # With replacement and BEFORE the split (as ADBench): the same row can land in both
+    # train and test, which leaks and flatters test scores on small datasets. Kept for
+    # comparability with published numbers.
+    index = rng.choice(x.shape[0], size=upsample_threshold, replace=True)
+  elif resample and x.shape[0] > downsample_threshold:
+    index = rng.choice(x.shape[0], size=downsample_threshold, replace=False)
+  y_all = y[index]
+  n = index.shape[0]
+
+  # (b) Stratified split; sklearn's rounding: ceil(test_size * n) test rows.
+  n_test = math.ceil(test_size * n)
+  if n_test >= n:
+    raise DatasetError(f"test_size={test_size} leaves no training rows out of {n}.")
+  tr, te = _stratified_split(y_all, n_test, rng)
+  train_index, test_index = index[tr], index[te]
+  train_labels, y_test = y_all[tr], y_all[te]
+  for name, labels in (("training", train_labels), ("test", y_test)):
+    if not labels.any():
+      # ADBench drops datasets whose training split has no anomaly; a test split without
+      # one has no AUROC.
+      raise DatasetError(f"The {name} split has no anomalies ({int(y.sum())} anomalies in "
+                         f"{y.shape[0]} rows).")
+    if labels.all():
+      raise DatasetError(f"The {name} split has no normal rows.")
+
+  # (c) Label contamination: flip a uniform subset of train labels before labelling, so some
+  # "labelled anomalies" may be normals and some anomalies hide as normals.
+  n_train = tr.shape[0]
+  label_flipped = np.zeros(n_train, dtype=bool)
+  n_flip = int(n_train * label_contamination)
+  if n_flip:
+    label_flipped[rng.choice(n_train, size=n_flip, replace=False)] = True
+  observed = np.where(label_flipped, 1 - train_labels, train_labels).astype(np.int32)
+
+  # (d) Min-max scaling fitted on train only. float64 arithmetic, float32 storage.
+  x_train = x[train_index].astype(np.float64)
+  x_test = x[test_index].astype(np.float64)
+  if minmax:
+    lo = x_train.min(axis=0)
+    span = x_train.max(axis=0) - lo
+    # Constant train column: divide by 1, not 0 (as sklearn's MinMaxScaler); train values
+    # become 0 and test values keep their offset from the train constant.
+    span = np.where(span == 0, 1.0, span)
+    x_train = (x_train - lo) / span
+    x_test = (x_test - lo) / span
+
+  # (e) Labelled anomalies, drawn among what the protocol believes are train anomalies.
+  positives = np.flatnonzero(observed == 1)
+  if positives.size == 0:
+    raise DatasetError("No training anomalies left after label contamination.")
+  k = num_labelled_anomalies(la, positives.size, at_least_one_labeled=at_least_one_labeled)
+  labelled = rng.choice(positives, size=k, replace=False)
+
+  # (f) Semi-supervised labels: unlabelled = normals + unlabelled anomalies, all 0.
+  semi_labels = np.zeros(n_train, dtype=np.int32)
+  semi_labels[labelled] = 1
+  if normal_clean:
+    # Last step and no randomness: the kept rows are exactly those of the same seed without
+    # normal_clean, minus the unlabelled (observed) anomalies.
+    keep = (observed == 0) | (semi_labels == 1)
+    x_train, semi_labels, train_labels = x_train[keep], semi_labels[keep], train_labels[keep]
+    label_flipped, train_index = label_flipped[keep], train_index[keep]
+
+  return Splits(
+      x_train=x_train.astype(np.float32),
+      semi_labels=semi_labels,
+      train_labels=train_labels.astype(np.int32),
+      x_test=x_test.astype(np.float32),
+      y_test=y_test.astype(np.int32),
+      label_flipped=label_flipped,
+      train_index=train_index.astype(np.int64),
+      test_index=test_index.astype(np.int64),
+  )
