@@ -21,6 +21,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   import jax  # after flag parsing, so --help stays fast
+  config = _CONFIG.value
+  if config.parallel.cpu_devices > 0:
+    # Must happen before the first JAX operation.
+    jax.config.update("jax_num_cpu_devices", config.parallel.cpu_devices)
+  from ssadjax import parallel
+  parallel.initialize_distributed(config.parallel)
   cache = os.environ.get("SSADJAX_COMPILATION_CACHE",
                          os.path.expanduser("~/.cache/ssadjax/jax"))
   if cache:
@@ -28,7 +34,7 @@ def main(argv):
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
   from ssadjax import experiment
   logging.getLogger("ssadjax").info("jax %s on %s", jax.__version__, jax.devices())
-  experiment.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  experiment.train_and_evaluate(config, _WORKDIR.value)
 
 
 def _setup_logging():

@@ -17,6 +17,7 @@ import optax
 import logging
 
 from ssadjax import checkpoint as ckpt
+from ssadjax import parallel
 from ssadjax.methods.base import Method, TrainData
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,18 @@ def train_step(method: Method, state: TrainState, batch: dict, key) -> tuple[Tra
   return new_state.replace(step=state.step + 1), metrics
 
 
-def run_epochs(method: Method, num_epochs: int, state: TrainState, train_key,
-               data: TrainData) -> tuple[TrainState, dict]:
+def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
+               data: TrainData, layout: parallel.Layout | None = None
+               ) -> tuple[TrainState, dict]:
   """`num_epochs` epochs of one seed, starting at the epoch that `state.step` is in.
 
-  Per-epoch state (e.g. a permutation) is computed once per epoch by the sampler.
+  Per-epoch state (e.g. a permutation) is computed once per epoch by the sampler. With a
+  `layout`, every batch is constrained to be sharded over the 'data' mesh axis, so the
+  step is data-parallel and BatchNorm statistics are global (synced).
   Returns per-epoch means of the step metrics, each `[num_epochs]`.
   """
   steps_per_epoch = method.steps_per_epoch
+  train_key = seed_keys(seed)[2]
 
   def epoch_body(state, _):
     epoch_key = jax.random.fold_in(train_key, state.step // steps_per_epoch)
@@ -94,6 +99,9 @@ def run_epochs(method: Method, num_epochs: int, state: TrainState, train_key,
     def step_body(state, i):
       batch_key, loss_key = jax.random.split(jax.random.fold_in(steps_key, i))
       batch = method.sampler.batch(epoch_state, i, batch_key, data)
+      if layout is not None:
+        layout.check_batch(batch)
+        batch = jax.lax.with_sharding_constraint(batch, layout.batch)
       return train_step(method, state, batch, loss_key)
 
     state, metrics = jax.lax.scan(step_body, state, jnp.arange(steps_per_epoch))
@@ -131,8 +139,21 @@ class ProgressReporter:
     return {"steps_per_second": rate, "eta_seconds": eta}
 
 
+def _vmap(fn, layout):
+  """vmap over seeds; with a layout the seed axis is laid out over 'replica'."""
+  return jax.vmap(fn, spmd_axis_name="replica" if layout is not None else None)
+
+
+def _to_host(tree):
+  """Device values -> numpy, gathering from every process when there are several."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    return multihost_utils.process_allgather(tree, tiled=True)
+  return jax.device_get(tree)
+
+
 def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int = 10,
-        checkpoint_dir=None, max_to_keep: int = 2,
+        checkpoint_dir=None, max_to_keep: int = 2, layout: parallel.Layout | None = None,
         on_chunk_end: Callable[[int, dict], None] | None = None) -> tuple[TrainState, dict]:
   """Trains `len(seeds)` models side by side; `data` carries a leading seed axis.
 
@@ -140,27 +161,44 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   per-seed per-epoch metrics, and saves a checkpoint. With `checkpoint_dir` pointing at
   an existing run, training resumes from its latest checkpoint and ends with the state
   an uninterrupted run reaches (keys derive from seed and step, not from the host loop).
+  With a `layout`, batches are sharded over its 'data' axis and seeds over 'replica'; a
+  checkpoint restores onto any layout.
 
   Returns the stacked final states and timing information.
   """
   if chunk_epochs < 1:
     raise ValueError(f"chunk_epochs={chunk_epochs} must be >= 1")
-  keys = [seed_keys(s) for s in seeds]
-  init_keys, extras_keys, train_keys = (jnp.stack(k) for k in zip(*keys))
-  data = jax.device_put(data)
+  seeds_array = np.asarray(seeds, np.int32)
+  if layout is not None:
+    layout.check_seeds(len(seeds))
+    place = lambda tree: jax.tree.map(
+        lambda a: parallel.global_array(layout, layout.per_seed, np.asarray(a)), tree)
+    jit_kwargs = {"out_shardings": layout.per_seed}
+  else:
+    place = jax.device_put
+    jit_kwargs = {}
+  seeds_array, data = place(seeds_array), place(data)
+
+  def init_one(seed, d):
+    init_key, extras_key, _ = seed_keys(seed)
+    return create_train_state(method, init_key, extras_key, d)
 
   t0 = time.perf_counter()
-  init_fn = jax.jit(jax.vmap(lambda i, e, d: create_train_state(method, i, e, d)))
-  init_compiled = init_fn.lower(init_keys, extras_keys, data).compile()
+  init_fn = jax.jit(_vmap(init_one, layout), **jit_kwargs)
+  init_compiled = init_fn.lower(seeds_array, data).compile()
   compile_seconds = time.perf_counter() - t0
 
   manager = ckpt.make_manager(checkpoint_dir, max_to_keep=max_to_keep) if checkpoint_dir else None
-  abstract_state = jax.eval_shape(init_fn, init_keys, extras_keys, data)
+  abstract_state = jax.eval_shape(init_fn, seeds_array, data)
+  if layout is not None:
+    abstract_state = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=layout.per_seed),
+        abstract_state)
   restored_epoch, state = (ckpt.restore_latest(manager, abstract_state) if manager
                            else (None, None))
   t1 = time.perf_counter()
   if state is None:
-    state = init_compiled(init_keys, extras_keys, data)
+    state = init_compiled(seeds_array, data)
     jax.block_until_ready(state)
     start_epoch = 0
   else:
@@ -174,9 +212,9 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   def chunk_fn(n):
     if n not in compiled_chunks:
       t = time.perf_counter()
-      fn = jax.jit(jax.vmap(lambda s, k, d: run_epochs(method, n, s, k, d)),
-                   donate_argnums=0)
-      compiled_chunks[n] = fn.lower(state, train_keys, data).compile()
+      fn = jax.jit(_vmap(lambda st, sd, d: run_epochs(method, n, st, sd, d, layout), layout),
+                   donate_argnums=0, **jit_kwargs)
+      compiled_chunks[n] = fn.lower(state, seeds_array, data).compile()
       nonlocal compile_seconds
       compile_seconds += time.perf_counter() - t
     return compiled_chunks[n]
@@ -189,14 +227,15 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
     n = min(chunk_epochs, total_epochs - epoch)
     fn = chunk_fn(n)
     t = time.perf_counter()
-    state, metrics = fn(state, train_keys, data)
-    metrics = jax.device_get(metrics)  # blocks: bounds the work in flight
+    state, metrics = fn(state, seeds_array, data)
+    metrics = _to_host(metrics)  # blocks: bounds the work in flight
     train_seconds += time.perf_counter() - t
     epoch += n
     if not np.all(metrics["finite"] > 0):
       raise FloatingPointError(f"non-finite training loss before epoch {epoch}: "
                                f"{metrics['loss']}")
-    report = progress(epoch * method.steps_per_epoch, float(np.mean(metrics["loss"][:, -1])), train_seconds)
+    report = progress(epoch * method.steps_per_epoch, float(np.mean(metrics["loss"][:, -1])),
+                      train_seconds)
     if manager:
       ckpt.save(manager, epoch, state)
     if on_chunk_end:
@@ -210,7 +249,8 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   return state, timing
 
 
-def score(method: Method, state: TrainState, x) -> np.ndarray:
+def score(method: Method, state: TrainState, x, *,
+          layout: parallel.Layout | None = None) -> np.ndarray:
   """`[seeds, n]` anomaly scores of per-seed inputs `x` `[seeds, n, d]` (eval mode)."""
   def one(state, x):
     params, batch_stats = state.final_variables()
@@ -219,4 +259,6 @@ def score(method: Method, state: TrainState, x) -> np.ndarray:
       variables["batch_stats"] = batch_stats
     return method.score(variables, state.extras, x)
 
-  return np.asarray(jax.jit(jax.vmap(one))(state, jnp.asarray(x)))
+  if layout is not None:
+    x = parallel.global_array(layout, layout.per_seed, np.asarray(x))
+  return np.asarray(_to_host(jax.jit(_vmap(one, layout))(state, x)))

@@ -21,7 +21,7 @@ import numpy as np
 import logging
 
 from ssadjax import data as data_lib
-from ssadjax import engine, methods, metrics
+from ssadjax import engine, methods, metrics, parallel
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,9 @@ RESULT_FIELDS = ("method", "anomaly_only", "dataset", "la", "seed", "auroc", "au
 
 
 def atomic_write_bytes(path, payload: bytes) -> None:
+  """Temporary file + rename; only the main process writes in a multi-process run."""
+  if not parallel.is_main_process():
+    return
   path = pathlib.Path(path)
   tmp = path.with_name(path.name + ".tmp")
   tmp.write_bytes(payload)
@@ -62,18 +65,26 @@ def _config_json(config) -> str:
 
 def _claim_workdir(config, workdir: pathlib.Path) -> None:
   """Writes config.json, refusing to mix two different experiments in one workdir."""
+  if not parallel.is_main_process():
+    return
   workdir.mkdir(parents=True, exist_ok=True)
   path = workdir / "config.json"
   text = _config_json(config)
   if path.exists():
-    old = json.loads(path.read_text())
-    if old != json.loads(text):
-      changed = sorted(_diff_keys(old, json.loads(text)))
+    # The device layout is not part of an experiment's identity: a run may resume on
+    # another number of devices (checkpoints restore onto any layout).
+    old, new = (_without_layout(json.loads(t)) for t in (path.read_text(), text))
+    if old != new:
+      changed = sorted(_diff_keys(old, new))
       raise ValueError(
           f"workdir {workdir} already holds a run with a different config "
           f"(differs in: {', '.join(changed[:8])}); use a new --workdir or delete it")
     return
   atomic_write_text(path, text)
+
+
+def _without_layout(config_dict: dict) -> dict:
+  return {k: v for k, v in config_dict.items() if k != "parallel"}
 
 
 def _diff_keys(a, b, prefix=""):
@@ -114,8 +125,17 @@ class MetricsLog:
 
 def prepare_splits(config, seeds):
   """Loads the dataset once and applies the ADBench protocol with one numpy Generator per
-  seed (each seed has its own split, as ADBench's repetitions)."""
-  x, y = data_lib.load_dataset(config.dataset, config.data_dir or None)
+  seed (each seed has its own split, as ADBench's repetitions).
+
+  Image datasets ([n, h, w, c]) go through the protocol as images and are flattened to
+  [n, h*w*c] at the end: the engine works on 2-D arrays and the LeNet encoders reshape."""
+  import dataclasses
+  d = config.data
+  x, y = data_lib.load_dataset(
+      config.dataset, config.data_dir or None, tfds_dir=d.get("tfds_dir", "") or None,
+      image_split=d.get("image_split", "train"),
+      image_anomaly_ratio=d.get("image_anomaly_ratio", 0.05),
+      tfds_download=d.get("tfds_download", False))
   splits = []
   for seed in seeds:
     split = data_lib.adbench_splits(
@@ -125,7 +145,17 @@ def prepare_splits(config, seeds):
         upsample_threshold=config.data.upsample_threshold,
         downsample_threshold=config.data.downsample_threshold,
         minmax=config.data.minmax, normal_clean=config.data.normal_clean,
-        label_contamination=config.data.label_contamination)
+        label_contamination=config.data.label_contamination,
+        realistic_synthetic_mode=d.get("realistic_synthetic_mode", "") or None,
+        alpha=d.get("alpha", 5.0), percentage=d.get("percentage", 0.1),
+        global_bounds=d.get("global_bounds", "adbench"),
+        noise_type=d.get("noise_type", "") or None,
+        duplicate_times=d.get("duplicate_times", 2), noise_ratio=d.get("noise_ratio", 0.05),
+        minmax_scope=d.get("minmax_scope", "auto"))
+    if split.x_train.ndim > 2:
+      split = dataclasses.replace(
+          split, x_train=split.x_train.reshape(split.x_train.shape[0], -1),
+          x_test=split.x_test.reshape(split.x_test.shape[0], -1))
     splits.append(split)
   return splits
 
@@ -137,6 +167,16 @@ def _la(value):
   return value
 
 
+def _resolve_for_layout(config, layout):
+  """The config the method is built from: per-device BatchNorm groups default to the
+  size of the 'data' axis. config.json keeps what the user asked for."""
+  if config.norm.sync or config.norm.stat_groups:
+    return config
+  resolved = ml_collections.ConfigDict(config.to_dict())
+  resolved.norm.stat_groups = layout.data_size
+  return resolved
+
+
 def run_single(config, workdir, *, on_chunk_end=None) -> dict:
   """Trains and scores `config.num_seeds` seeds; `on_chunk_end(epoch, metrics)` is called
   after every chunk (progress bars, tests that simulate an interruption)."""
@@ -145,6 +185,9 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
   if config.num_seeds < 1:
     raise ValueError(f"num_seeds={config.num_seeds} must be >= 1")
   seeds = [config.seed + i for i in range(config.num_seeds)]
+  layout = parallel.make_layout(config.parallel.data, config.parallel.replica)
+  layout.check_seeds(len(seeds))
+  method_config = _resolve_for_layout(config, layout)
   splits = prepare_splits(config, seeds)
   datas = []
   for split in splits:
@@ -166,17 +209,18 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
   for members in groups.values():
     group_seeds = [seeds[i] for i in members]
     n_train, dim = datas[members[0]].x.shape
-    method = methods.build(config, dim, n_train)
+    method = methods.build(method_config, dim, n_train)
     method_name = method.name
     stacked = engine.stack_data([datas[i] for i in members])
     ckpt_dir = (workdir / "checkpoints" / ("seeds_" + "_".join(map(str, group_seeds)))
                 if config.checkpoint.enabled else None)
     state, group_timing = engine.fit(
         method, stacked, group_seeds, chunk_epochs=config.train.chunk_epochs,
-        checkpoint_dir=ckpt_dir, max_to_keep=config.checkpoint.max_to_keep,
+        checkpoint_dir=ckpt_dir, max_to_keep=config.checkpoint.max_to_keep, layout=layout,
         on_chunk_end=lambda epoch, m, s=group_seeds, spe=method.steps_per_epoch: (
             metrics_log.write(s, epoch, spe, m), on_chunk_end and on_chunk_end(epoch, m)))
-    group_scores = engine.score(method, state, np.stack([splits[i].x_test for i in members]))
+    group_scores = engine.score(method, state, np.stack([splits[i].x_test for i in members]),
+                                layout=layout)
     for j, i in enumerate(members):
       scores[i] = group_scores[j]
     for k in ("train_seconds", "compile_seconds"):
@@ -192,7 +236,8 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
       "auroc_mean": float(np.mean(aurocs)), "auroc_std": float(np.std(aurocs)),
       "auprc_mean": float(np.mean(auprcs)), "auprc_std": float(np.std(auprcs)),
       "train_seconds": timing["train_seconds"], "compile_seconds": timing["compile_seconds"],
-      "steps": timing["steps"], "devices": jax.device_count(),
+      "steps": timing["steps"], "devices": layout.data_size * layout.replica_size,
+      "processes": jax.process_count(),
       "num_train": int(splits[0].x_train.shape[0]), "num_test": int(splits[0].x_test.shape[0]),
       "num_labelled": int(splits[0].num_labelled), "versions": versions(),
   }

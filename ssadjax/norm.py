@@ -12,6 +12,14 @@ statistics. To ablate it, these choices are explicit rather than buried in a mod
   (statistics of the scored batch itself, i.e. test-batch statistics).
 * `momentum`: Flax momentum = 1 - PyTorch momentum; None keeps the model's reference
   value (0.9 for the PyTorch references, 0.99 for Keras ones).
+* `sync`: True (default) computes batch statistics over the whole global batch, however
+  many devices it is sharded over. False gives per-device statistics: the batch is split
+  into `groups` equal, contiguous row groups (the shards of the 'data' axis, so each
+  group lives on one device and needs no collective) and each group is normalised with
+  its own statistics; the running statistics move towards the mean of the group
+  statistics (what a pmean of per-device statistics gives). This equals a shard_map with
+  an unsynced BatchNorm, composes with vmap over seeds and lax.scan, and also lets the
+  per-device ablation run on one device.
 """
 
 import dataclasses
@@ -32,6 +40,8 @@ class NormPolicy:
   stats_rows: str = "all"
   eval_stats: str = "running"
   momentum: float | None = None
+  sync: bool = True
+  groups: int = 1
 
   def __post_init__(self):
     for name, allowed in (("kind", KINDS), ("stats_rows", STATS_ROWS),
@@ -41,11 +51,17 @@ class NormPolicy:
         raise ValueError(f"norm.{name}={value!r}; expected one of {allowed}")
     if self.momentum is not None and not 0.0 <= self.momentum < 1.0:
       raise ValueError(f"norm.momentum={self.momentum} must be in [0, 1)")
+    if self.groups < 1:
+      raise ValueError(f"norm.stat_groups={self.groups} must be >= 1")
 
   @classmethod
   def from_config(cls, cfg: Any) -> "NormPolicy":
+    """`cfg.stat_groups` None means the size of the 'data' mesh axis, which the
+    experiment runner fills in before building a method (1 outside of it)."""
+    sync = cfg.get("sync", True)
+    groups = cfg.get("stat_groups", None) or 1
     return cls(kind=cfg.kind, stats_rows=cfg.stats_rows, eval_stats=cfg.eval_stats,
-               momentum=cfg.momentum)
+               momentum=cfg.momentum, sync=sync, groups=1 if sync else groups)
 
 
 def stats_mask(policy: NormPolicy, semi_labels: jax.Array) -> jax.Array | None:
@@ -83,6 +99,60 @@ class Norm(nn.Module):
       return nn.LayerNorm(epsilon=self.epsilon, use_bias=self.affine,
                           use_scale=self.affine)(x)
     momentum = self.momentum if self.policy.momentum is None else self.policy.momentum
+    if self.policy.groups > 1:
+      return GroupedBatchNorm(groups=self.policy.groups, use_running_average=not train,
+                              momentum=momentum, epsilon=self.epsilon,
+                              affine=self.affine, name="BatchNorm_0")(x, mask=mask)
     return nn.BatchNorm(use_running_average=not train, momentum=momentum,
                         epsilon=self.epsilon, use_bias=self.affine,
                         use_scale=self.affine)(x, mask=mask)
+
+
+class GroupedBatchNorm(nn.Module):
+  """BatchNorm with separate statistics per contiguous group of rows (per-device BN).
+
+  Variables have Linen BatchNorm's names and shapes ('mean', 'var', 'scale', 'bias'),
+  so checkpoints move freely between synced and per-device runs.
+  """
+  groups: int
+  use_running_average: bool
+  momentum: float = 0.9
+  epsilon: float = 1e-5
+  affine: bool = True
+
+  @nn.compact
+  def __call__(self, x, *, mask=None):
+    features = x.shape[-1]
+    ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros(features, jnp.float32))
+    ra_var = self.variable("batch_stats", "var", lambda: jnp.ones(features, jnp.float32))
+    if self.use_running_average:
+      mean, var = ra_mean.value, ra_var.value
+    else:
+      batch = x.shape[0]
+      if batch % self.groups:
+        raise ValueError(f"per-device BatchNorm: batch of {batch} rows does not split into "
+                         f"{self.groups} equal groups (norm.stat_groups / parallel.data)")
+      grouped = x.reshape((self.groups, batch // self.groups) + x.shape[1:])
+      axes = tuple(range(1, grouped.ndim - 1))
+      where = None
+      if mask is not None:
+        where = jnp.broadcast_to(mask, x.shape).reshape(grouped.shape)
+        # A group without any selected row falls back to all of its rows.
+        has_rows = jnp.any(where, axis=tuple(range(1, grouped.ndim)), keepdims=True)
+        where = jnp.where(has_rows, where, True)
+      group_mean = jnp.mean(grouped, axis=axes, keepdims=True, where=where)
+      group_var = jnp.mean(jnp.square(grouped - group_mean), axis=axes, keepdims=True,
+                           where=where)
+      if not self.is_initializing():
+        ra_mean.value = (self.momentum * ra_mean.value
+                         + (1 - self.momentum) * jnp.mean(group_mean, axis=axes + (0,)))
+        ra_var.value = (self.momentum * ra_var.value
+                        + (1 - self.momentum) * jnp.mean(group_var, axis=axes + (0,)))
+      y = (grouped - group_mean) * jax.lax.rsqrt(group_var + self.epsilon)
+      y = y.reshape(x.shape)
+    if self.use_running_average:
+      y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
+    if self.affine:
+      y = y * self.param("scale", nn.initializers.ones, (features,), jnp.float32)
+      y = y + self.param("bias", nn.initializers.zeros, (features,), jnp.float32)
+    return y

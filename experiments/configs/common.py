@@ -30,12 +30,28 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.minmax = True                 # min-max scaler fitted on the train split only
   c.data.normal_clean = False          # AnoOnly --normal_clean: drop unlabelled train anomalies
   c.data.label_contamination = 0.0     # fraction of train labels flipped before labelling
+  # ADBench's realistic synthetic anomalies and noise (methods.md 1.5-1.6; ssadjax/data/).
+  c.data.realistic_synthetic_mode = ""  # '' | local | global | cluster | dependency
+  c.data.alpha = 5.0                   # local: covariances x alpha; cluster: means x alpha
+  c.data.percentage = 0.1              # global: uniform on [min (1+p), max (1+p)]
+  c.data.global_bounds = "adbench"     # adbench (that asymmetric formula) | symmetric (+-p range)
+  c.data.noise_type = ""               # '' | duplicated_anomalies | irrelevant_features | label_contamination
+  c.data.duplicate_times = 2           # duplicated_anomalies: anomalies x this, train and test
+  c.data.noise_ratio = 0.05            # irrelevant_features / label_contamination ratio
+  c.data.minmax_scope = "auto"         # auto (tabular: per feature, images: one global range) | feature | global
+  # TFDS: tfds:adbench/<name> (data_dir is its manual dir) and image tasks tfds:mnist/<k>, sklearn:digits/<k>.
+  c.data.tfds_dir = ""                 # TFDS data dir; '' -> $SSADJAX_TFDS_DIR or ~/.cache/ssadjax/tfds
+  c.data.tfds_download = False         # image sets: let TFDS download + prepare (needs network)
+  c.data.image_split = "train"         # split the one-vs-rest image task is built from
+  c.data.image_anomaly_ratio = 0.05    # anomalies (other classes) as a share of the image task
 
   c.norm = ml_collections.ConfigDict()
   c.norm.kind = "batch"                # batch | layer | none
   c.norm.stats_rows = "all"            # all | unlabelled | labelled_anomalies
   c.norm.eval_stats = "running"        # running | batch (test-batch statistics)
   c.norm.momentum = config_dict.placeholder(float)  # None: the reference's value
+  c.norm.sync = True                   # False: per-device batch statistics
+  c.norm.stat_groups = config_dict.placeholder(int)  # per-device groups; None: parallel.data
 
   c.deepsad = ml_collections.ConfigDict()
   c.deepsad.hidden_dims = (100, 20)    # ADBench MLP d-100-20-10, no bias
@@ -51,12 +67,94 @@ def get_config() -> ml_collections.ConfigDict:
   c.deepsad.pretrain_epochs = 0        # AE pretraining epochs (ADBench: 100, but discarded)
   c.deepsad.pretrain_transfer = True   # False: train the AE and discard it, as the reference
   c.deepsad.pretrain_learning_rate = 1e-3
+  c.deepsad.encoder = "auto"           # auto (LeNet for image datasets, else MLP) | mlp | lenet_mnist | lenet_cifar
+
+  # PReNet (methods.md 4). None = set by the preset (ssadjax/methods/prenet.py PRESETS);
+  # the value after "adbench:" is the default preset's.
+  c.prenet = ml_collections.ConfigDict()
+  c.prenet.hidden_dims = (20,)         # psi; (1000, 250, 20) = the official deeper variant
+  c.prenet.batch_size = 512            # pairs: 1/4 (a,a) + 1/4 mixed + 1/2 (u,u)
+  c.prenet.steps_per_epoch = 20
+  c.prenet.num_epochs = 50
+  c.prenet.learning_rate = 1e-3
+  c.prenet.target_aa = 8.0             # ordinal targets
+  c.prenet.target_au = 4.0
+  c.prenet.target_uu = 0.0
+  c.prenet.num_references = 30         # E reference anomalies + E unlabelled rows at scoring
+  c.prenet.joint_norm_pass = False     # AnoOnly BN: one pass over [left; right] (ref: two)
+  c.prenet.cosine_eta_min = 1e-5       # used when lr_schedule = cosine
+  c.prenet.cosine_t_max = 0            # epochs; 0 -> num_epochs
+  c.prenet.clipnorm_mode = "global"    # global (Keras 2) | per_tensor (TF2 Keras)
+  c.prenet.orientation = config_dict.placeholder(str)       # adbench: adbench (a,u) | official (u,a)
+  c.prenet.init_scheme = config_dict.placeholder(str)       # adbench: torch | keras
+  c.prenet.unlabelled_replace = config_dict.placeholder(bool)  # adbench: True; anoonly_paper: False
+  c.prenet.distinct_anomaly_pairs = config_dict.placeholder(bool)  # adbench: False
+  c.prenet.weight_decay = config_dict.placeholder(float)    # adbench: 1e-2, added to the grad, all params
+  c.prenet.l2_kernel = config_dict.placeholder(float)       # adbench: 0; official: Keras l2 0.01 on psi kernels
+  c.prenet.rms_decay = config_dict.placeholder(float)       # adbench: 0.99 (PyTorch alpha); official 0.9
+  c.prenet.rms_eps = config_dict.placeholder(float)         # adbench: 1e-8; official 1e-7
+  c.prenet.clipnorm = config_dict.placeholder(float)        # adbench: 0 (off); official 1
+  c.prenet.lr_schedule = config_dict.placeholder(str)       # adbench: constant; anoonly_paper: cosine
+  c.prenet.select_best_epoch = config_dict.placeholder(bool)  # adbench: False (last epoch)
+  c.prenet.score_references = config_dict.placeholder(str)  # adbench: per_point | shared
+
+  # DevNet (methods.md 3). placeholder = preset-dependent (ssadjax/methods/devnet.py
+  # PRESETS: adbench | anoonly_paper); set it to override the preset.
+  c.devnet = ml_collections.ConfigDict()
+  c.devnet.hidden_dims = (20,)         # depth 2; (1000, 250, 20) = depth 4
+  c.devnet.batch_size = config_dict.placeholder(int)       # 512 | 64
+  c.devnet.learning_rate = config_dict.placeholder(float)  # 1e-3 | 2e-4
+  c.devnet.clipnorm = config_dict.placeholder(float)       # 1.0 | 0.0 (= none); per tensor
+  c.devnet.use_reference_normalisation = config_dict.placeholder(bool)  # True | False (dev := phi)
+  c.devnet.anomaly_term = config_dict.placeholder(str)          # hinge | abs (baseline)
+  c.devnet.anoonly_anomaly_term = config_dict.placeholder(str)  # linear | linear (anomaly_only; hinge collapses, see notes)
+  c.devnet.margin = 5.0
+  c.devnet.num_reference = 5000        # N(0, 1) draws for the reference mean/std
+  c.devnet.l2 = 0.01                   # Keras l2 on the hidden kernels, added to the loss
+  c.devnet.anoonly_l2_batch_mean = True  # under AnoOnly, L2 / 0.5: same objective as Keras' whole-batch mean
+  c.devnet.rho = 0.9                   # Keras RMSprop
+  c.devnet.rmsprop_eps = 1e-7
+  c.devnet.steps_per_epoch = 20
+  c.devnet.num_epochs = 50
+  c.devnet.select_best_epoch = True    # Keras ModelCheckpoint(monitor='loss')
+  c.devnet.norm_epsilon = 1e-3         # Keras BatchNormalization (AnoOnly)
+  c.devnet.norm_momentum = 0.99
+
+  # FEAWAD (methods.md 5); PRESETS in ssadjax/methods/feawad.py.
+  c.feawad = ml_collections.ConfigDict()
+  c.feawad.norm_before_head = config_dict.placeholder(bool)  # False | True (AnoOnly copy's BN)
+  c.feawad.fixed_batch = True          # ADBench/AnoOnly replay one batch (pitfall 7); False: fresh
+  c.feawad.reconstruction_term = "normalised_residual"  # reference (||r/||r|||| = 1) | residual
+  c.feawad.margin = 5.0
+  c.feawad.batch_size = 512            # 256 unlabelled + 256 labelled anomalies, alternating
+  c.feawad.learning_rate = 1e-4
+  c.feawad.steps_per_epoch = 20
+  c.feawad.num_epochs = 30
+  c.feawad.select_best_epoch = True
+  c.feawad.pretrain_epochs = 100       # AE on unlabelled rows; 0 = no pretraining
+  c.feawad.pretrain_steps_per_epoch = 20
+  c.feawad.pretrain_batch_size = 512
+  c.feawad.pretrain_learning_rate = 1e-4
+  c.feawad.pretrain_select_best = True
+  c.feawad.adam_eps = 1e-7             # Keras Adam
+  c.feawad.residual_eps = 1e-8         # floor of ||x - x_hat|| (pitfall 9)
+  c.feawad.norm_epsilon = 1e-3         # Keras BatchNormalization
+  c.feawad.norm_momentum = 0.99
 
   c.anoonly = ml_collections.ConfigDict()
   c.anoonly.empty_batch = "zero_grad"  # zero_grad (reference) | skip | ensure_anomaly
 
   c.train = ml_collections.ConfigDict()
   c.train.chunk_epochs = 10            # epochs per compiled dispatch; checkpoint + log between
+
+  c.parallel = ml_collections.ConfigDict()
+  c.parallel.data = config_dict.placeholder(int)  # devices on the 'data' axis; None: all
+  c.parallel.replica = 1               # devices on the 'replica' axis (seeds spread over it)
+  c.parallel.cpu_devices = 0           # > 0: simulate this many CPU devices (tests, laptops)
+  c.parallel.distributed = "auto"      # off | auto (SLURM/TPU/env detected) | on
+  c.parallel.coordinator_address = ""  # e.g. 10.0.0.1:1234 with num_processes, process_id
+  c.parallel.num_processes = config_dict.placeholder(int)
+  c.parallel.process_id = config_dict.placeholder(int)
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.enabled = True
