@@ -5,3 +5,7 @@ Labels: `labels` are ground truth (1 = anomaly); `semi_labels` are what training
 """
 
 __version__ = "0.1.0"
+
+from ssadjax.estimators import DeepSAD, DeepSVDD  # noqa: E402
+
+__all__ = ["DeepSAD", "DeepSVDD"]

@@ -1,0 +1,261 @@
+"""PyOD-style estimators over the functional core: `fit(X, y)`, `decision_function(X)`.
+
+    from ssadjax import DeepSAD
+    detector = DeepSAD(anomaly_only=True).fit(X_train, y_train)   # y: 1 = labelled anomaly
+    scores = detector.decision_function(X_test)                   # higher = more anomalous
+
+Each estimator builds the same config, the same `Method` and calls the same
+`engine.fit` / `engine.score` as `python -m experiments.main`; nothing here trains.
+Parameters follow scikit-learn's conventions (`get_params`, `set_params`, `clone`, use
+inside a `Pipeline` after a scaler); the inputs are not rescaled here.
+"""
+
+import inspect
+import json
+import pathlib
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from ssadjax import engine, methods, parallel
+from ssadjax.data.adbench import DatasetError
+
+try:  # scikit-learn is optional: with it, detectors are full sklearn estimators
+  from sklearn.base import BaseEstimator as _SklearnBase
+except ImportError:  # pragma: no cover - exercised only without scikit-learn
+  _SklearnBase = object
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The experiment defaults (experiments/configs/common.py), unlocked copy."""
+  from experiments.configs import common
+  return common.get_config()
+
+
+def _validate_x(x, where: str, *, num_features: int | None = None) -> np.ndarray:
+  x = np.asarray(x)
+  if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+    raise DatasetError(f"{where}: X must be numeric, got dtype {x.dtype}.")
+  if x.ndim != 2:
+    raise DatasetError(f"{where}: X must be 2-D (rows x features), got shape {x.shape}.")
+  if x.shape[0] == 0 or x.shape[1] == 0:
+    raise DatasetError(f"{where}: X is empty (shape {x.shape}).")
+  if num_features is not None and x.shape[1] != num_features:
+    raise DatasetError(f"{where}: X has {x.shape[1]} features, the detector was fitted on "
+                       f"{num_features}.")
+  n_bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+  if n_bad:
+    raise DatasetError(f"{where}: X has {n_bad} non-finite value(s) (NaN or inf).")
+  with np.errstate(over="ignore"):
+    x32 = x.astype(np.float32)
+  if not np.all(np.isfinite(x32)):
+    raise DatasetError(f"{where}: values of X overflow float32.")
+  return x32
+
+
+def _validate_semi_labels(y, n: int) -> np.ndarray:
+  if y is None:
+    return np.zeros(n, np.int32)
+  y = np.asarray(y)
+  if y.ndim != 1 or y.shape[0] != n:
+    raise DatasetError(f"fit: y must be 1-D with one label per row of X ({n}), got shape "
+                       f"{y.shape}.")
+  values = np.unique(y)
+  if not np.all(np.isin(values, [0, 1])):
+    raise DatasetError(f"fit: y must be 1 (labelled anomaly) or 0 (unlabelled), found "
+                       f"{values[:10].tolist()}.")
+  return y.astype(np.int32)
+
+
+class BaseDetector(_SklearnBase):
+  """Shared machinery; subclasses set `_method` and may add hyper-parameters.
+
+  Args:
+    anomaly_only: apply the AnoOnly transformation.
+    norm: dict of BatchNorm policy fields (`stats_rows`, `eval_stats`, `kind`,
+      `momentum`), see ssadjax/norm.py.
+    preset: 'adbench' or 'anoonly_paper' where the references disagree.
+    hparams: dict of the method's config fields (e.g. `{'num_epochs': 20}`), overriding
+      the method's section of the experiment config.
+    contamination: expected anomaly fraction of the training data; sets `threshold_`.
+    random_state: the seed (model keys are derived from it as in experiments).
+  """
+  _method = None
+
+  def __init__(self, *, anomaly_only=False, norm=None, preset="adbench", hparams=None,
+               contamination=0.1, random_state=0):
+    self.anomaly_only = anomaly_only
+    self.norm = norm
+    self.preset = preset
+    self.hparams = hparams
+    self.contamination = contamination
+    self.random_state = random_state
+
+  # -- scikit-learn parameter protocol ------------------------------------------------
+  @classmethod
+  def _param_names(cls):
+    return sorted(p.name for p in inspect.signature(cls.__init__).parameters.values()
+                  if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+  def get_params(self, deep=True):
+    del deep
+    return {name: getattr(self, name) for name in self._param_names()}
+
+  def set_params(self, **params):
+    for name, value in params.items():
+      if name not in self._param_names():
+        raise ValueError(f"{type(self).__name__} has no parameter {name!r}; valid: "
+                         f"{self._param_names()}")
+      setattr(self, name, value)
+    return self
+
+  def __repr__(self):
+    args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+    return f"{type(self).__name__}({args})"
+
+  def __sklearn_is_fitted__(self):
+    return hasattr(self, "state_")
+
+  # -- configuration --------------------------------------------------------------------
+  def _section_overrides(self) -> dict:
+    """Explicit hyper-parameter arguments of a subclass -> config fields."""
+    return {}
+
+  def make_config(self) -> ml_collections.ConfigDict:
+    config = default_config()
+    config.method = self._method
+    config.anomaly_only = bool(self.anomaly_only)
+    config.preset = self.preset
+    config.seed = int(self.random_state)
+    config.num_seeds = 1
+    section_name = "deepsad" if self._method == "deepsvdd" else self._method
+    section = config[section_name]
+    overrides = {**self._section_overrides(), **(self.hparams or {})}
+    for key, value in overrides.items():
+      if key not in section:
+        raise ValueError(f"{key!r} is not a {section_name} hyper-parameter; valid: "
+                         f"{sorted(section.keys())}")
+      section[key] = tuple(value) if isinstance(value, list) else value
+    for key, value in (self.norm or {}).items():
+      if key not in config.norm:
+        raise ValueError(f"norm option {key!r} unknown; valid: {sorted(config.norm.keys())}")
+      config.norm[key] = value
+    if not 0.0 < self.contamination < 0.5:
+      raise ValueError(f"contamination={self.contamination} must be in (0, 0.5)")
+    return config
+
+  # -- fit / score ------------------------------------------------------------------------
+  def fit(self, X, y=None):
+    """Trains on X; y: 1 = labelled anomaly, 0 = unlabelled (None: no labels)."""
+    x = _validate_x(X, "fit")
+    semi = _validate_semi_labels(y, x.shape[0])
+    config = self.make_config()
+    if self.anomaly_only and not semi.any():
+      raise ValueError("anomaly_only=True needs labelled anomalies: y has no 1")
+    self.config_ = config
+    self.method_ = methods.build(config, x.shape[1], x.shape[0])
+    data = engine.stack_data([methods.make_train_data(x, semi)])
+    layout = parallel.make_layout(data=1)
+    self.state_, self.timing_ = engine.fit(self.method_, data, [config.seed],
+                                           chunk_epochs=config.train.chunk_epochs,
+                                           layout=layout)
+    self.n_features_in_ = x.shape[1]
+    self.num_train_ = x.shape[0]
+    self.decision_scores_ = self._score(x)
+    self.threshold_ = float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
+    self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int32)
+    return self
+
+  def _check_fitted(self):
+    if not hasattr(self, "state_"):
+      raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(X, y) first")
+
+  def _score(self, x):
+    return engine.score(self.method_, self.state_, x[None],
+                        layout=parallel.make_layout(data=1))[0]
+
+  def decision_function(self, X) -> np.ndarray:
+    """Anomaly scores, higher = more anomalous."""
+    self._check_fitted()
+    return self._score(_validate_x(X, "decision_function", num_features=self.n_features_in_))
+
+  def predict(self, X) -> np.ndarray:
+    """1 for rows scoring above `threshold_` (the training score quantile at
+    1 - contamination), else 0."""
+    return (self.decision_function(X) > self.threshold_).astype(np.int32)
+
+  # -- persistence ------------------------------------------------------------------------
+  def save(self, path) -> None:
+    """Writes the trained state (orbax) and what is needed to rebuild the method."""
+    self._check_fitted()
+    path = pathlib.Path(path).absolute()
+    path.mkdir(parents=True, exist_ok=True)
+    with ocp.StandardCheckpointer() as checkpointer:
+      checkpointer.save(path / "state", self.state_, force=True)
+    meta = {"class": type(self).__name__, "params": self.get_params(),
+            "config": json.loads(self.config_.to_json_best_effort()),
+            "n_features_in": self.n_features_in_, "num_train": self.num_train_,
+            "threshold": self.threshold_}
+    (path / "detector.json").write_text(json.dumps(meta, indent=2))
+
+  @classmethod
+  def load(cls, path):
+    path = pathlib.Path(path).absolute()
+    meta = json.loads((path / "detector.json").read_text())
+    klass = DETECTORS[meta["class"]]
+    if cls is not BaseDetector and klass is not cls:
+      raise ValueError(f"{path} holds a {meta['class']}, not a {cls.__name__}")
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"].items()}
+    detector = klass(**params)
+    config = ml_collections.ConfigDict(meta["config"])
+    detector.config_ = config
+    detector.method_ = methods.build(config, meta["n_features_in"], meta["num_train"])
+    like = jax.eval_shape(
+        jax.vmap(lambda s, d: engine.create_train_state(
+            detector.method_, *engine.seed_keys(s)[:2], d)),
+        np.asarray([config.seed], np.int32),
+        engine.stack_data([methods.make_train_data(
+            np.zeros((meta["num_train"], meta["n_features_in"]), np.float32),
+            np.zeros(meta["num_train"], np.int32))]))
+    with ocp.StandardCheckpointer() as checkpointer:
+      detector.state_ = checkpointer.restore(path / "state", like)
+    detector.n_features_in_ = meta["n_features_in"]
+    detector.num_train_ = meta["num_train"]
+    detector.threshold_ = meta["threshold"]
+    return detector
+
+
+class DeepSAD(BaseDetector):
+  """Deep SAD (Ruff et al., ICLR 2020); with `anomaly_only=True`, Deep SAD + AnoOnly."""
+  _method = "deepsad"
+
+  def __init__(self, *, eta=1.0, num_epochs=50, batch_size=128, learning_rate=1e-3,
+               hidden_dims=(100, 20), rep_dim=10, anomaly_only=False, norm=None,
+               preset="adbench", hparams=None, contamination=0.1, random_state=0):
+    super().__init__(anomaly_only=anomaly_only, norm=norm, preset=preset, hparams=hparams,
+                     contamination=contamination, random_state=random_state)
+    self.eta = eta
+    self.num_epochs = num_epochs
+    self.batch_size = batch_size
+    self.learning_rate = learning_rate
+    self.hidden_dims = hidden_dims
+    self.rep_dim = rep_dim
+
+  def _section_overrides(self):
+    return {"eta": self.eta, "num_epochs": self.num_epochs, "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate, "hidden_dims": tuple(self.hidden_dims),
+            "rep_dim": self.rep_dim}
+
+
+class DeepSVDD(DeepSAD):
+  """Deep SVDD (Ruff et al., ICML 2018): Deep SAD trained without labels; `y` is ignored."""
+  _method = "deepsvdd"
+
+  def fit(self, X, y=None):
+    del y
+    return super().fit(X, None)
+
+
+DETECTORS = {"DeepSAD": DeepSAD, "DeepSVDD": DeepSVDD}
