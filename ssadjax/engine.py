@@ -23,6 +23,10 @@ from ssadjax.methods.base import Method, TrainData
 log = logging.getLogger(__name__)
 
 
+class DivergenceError(FloatingPointError):
+  """A seed's training loss became NaN or inf."""
+
+
 class TrainState(flax.struct.PyTreeNode):
   step: jax.Array
   params: Any
@@ -74,7 +78,7 @@ def train_step(method: Method, state: TrainState, batch: dict, key) -> tuple[Tra
   # A skipped update keeps every piece of state, BatchNorm statistics included.
   new_state = jax.tree.map(lambda new, old: jnp.where(apply_update, new, old), updated, state)
   metrics = {"loss": loss, "updated": apply_update.astype(jnp.float32),
-             "finite": jnp.isfinite(loss).astype(jnp.float32)}
+             "finite": jnp.isfinite(loss).astype(jnp.float32), "step": state.step}
   return new_state.replace(step=state.step + 1), metrics
 
 
@@ -104,8 +108,12 @@ def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
         batch = jax.lax.with_sharding_constraint(batch, layout.batch)
       return train_step(method, state, batch, loss_key)
 
-    state, metrics = jax.lax.scan(step_body, state, jnp.arange(steps_per_epoch))
-    metrics = jax.tree.map(jnp.mean, metrics)
+    state, steps = jax.lax.scan(step_body, state, jnp.arange(steps_per_epoch))
+    metrics = {k: jnp.mean(steps[k]) for k in ("loss", "updated", "finite")}
+    # The first global step whose loss was not finite, or -1.
+    bad = jnp.where(steps["finite"] > 0, jnp.iinfo(jnp.int32).max, steps["step"])
+    metrics["first_bad_step"] = jnp.where(jnp.min(bad) == jnp.iinfo(jnp.int32).max, -1,
+                                          jnp.min(bad))
     if state.best:
       # Keras keeps the weights of the epoch with the lowest mean training loss; strict
       # '<' keeps the earliest of equal epochs, as save_best_only does.
@@ -154,6 +162,7 @@ def _to_host(tree):
 
 def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int = 10,
         checkpoint_dir=None, max_to_keep: int = 2, layout: parallel.Layout | None = None,
+        on_divergence: str = "stop",
         on_chunk_end: Callable[[int, dict], None] | None = None) -> tuple[TrainState, dict]:
   """Trains `len(seeds)` models side by side; `data` carries a leading seed axis.
 
@@ -163,6 +172,11 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   an uninterrupted run reaches (keys derive from seed and step, not from the host loop).
   With a `layout`, batches are sharded over its 'data' axis and seeds over 'replica'; a
   checkpoint restores onto any layout.
+
+  A non-finite loss raises `DivergenceError` naming the seed and the step, without saving
+  the chunk (the last checkpoint stays the last good state) when `on_divergence='stop'`;
+  with 'continue' the seed is recorded in `timing['diverged']` ({seed: step}) and the
+  other seeds go on (vmapped seeds are independent).
 
   Returns the stacked final states and timing information.
   """
@@ -223,6 +237,8 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
                               start_epoch * method.steps_per_epoch)
   train_seconds = 0.0
   epoch = start_epoch
+  diverged = {}
+  last_saved = start_epoch if start_epoch else None
   while epoch < total_epochs:
     n = min(chunk_epochs, total_epochs - epoch)
     fn = chunk_fn(n)
@@ -231,13 +247,25 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
     metrics = _to_host(metrics)  # blocks: bounds the work in flight
     train_seconds += time.perf_counter() - t
     epoch += n
-    if not np.all(metrics["finite"] > 0):
-      raise FloatingPointError(f"non-finite training loss before epoch {epoch}: "
-                               f"{metrics['loss']}")
+    for i, seed in enumerate(seeds):
+      bad_steps = metrics["first_bad_step"][i][metrics["first_bad_step"][i] >= 0]
+      if bad_steps.size and seed not in diverged:
+        step = int(bad_steps.min())
+        if on_divergence == "stop":
+          if manager:
+            manager.wait_until_finished()
+          raise DivergenceError(
+              f"seed {seed}: non-finite training loss at step {step} (epoch "
+              f"{step // method.steps_per_epoch + 1}); the last good checkpoint is "
+              + (f"epoch {last_saved} in {checkpoint_dir}" if last_saved and manager
+                 else "none (no chunk finished before it)"))
+        log.warning("seed %d diverged at step %d; continuing the other seeds", seed, step)
+        diverged[seed] = step
     report = progress(epoch * method.steps_per_epoch, float(np.mean(metrics["loss"][:, -1])),
                       train_seconds)
     if manager:
       ckpt.save(manager, epoch, state)
+      last_saved = epoch
     if on_chunk_end:
       on_chunk_end(epoch, {**metrics, **report})
   if manager:
@@ -245,7 +273,7 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
     manager.close()
   timing = {"compile_seconds": compile_seconds, "train_seconds": train_seconds + init_seconds,
             "steps": int(total_epochs * method.steps_per_epoch),
-            "resumed_from_epoch": start_epoch}
+            "resumed_from_epoch": start_epoch, "diverged": diverged}
   return state, timing
 
 

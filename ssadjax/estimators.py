@@ -20,7 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ssadjax import engine, methods, parallel
-from ssadjax.data.adbench import DatasetError
+from ssadjax.data.adbench import DatasetError, check_magnitude
 
 try:  # scikit-learn is optional: with it, detectors are full sklearn estimators
   from sklearn.base import BaseEstimator as _SklearnBase
@@ -52,6 +52,9 @@ def _validate_x(x, where: str, *, num_features: int | None = None) -> np.ndarray
     x32 = x.astype(np.float32)
   if not np.all(np.isfinite(x32)):
     raise DatasetError(f"{where}: values of X overflow float32.")
+  check_magnitude(x32, where)
+  if x32.shape[0] > 1 and np.all(x32 == x32[:1]):
+    raise DatasetError(f"{where}: every feature of X is constant; nothing can be learnt.")
   return x32
 
 

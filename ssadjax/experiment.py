@@ -63,24 +63,38 @@ def _config_json(config) -> str:
   return config.to_json_best_effort(indent=2, sort_keys=True)
 
 
-def _claim_workdir(config, workdir: pathlib.Path) -> None:
-  """Writes config.json, refusing to mix two different experiments in one workdir."""
+def _check_workdir(config, workdir: pathlib.Path) -> bool:
+  """Refuses a workdir that holds a different experiment or cannot be written; returns
+  whether it already holds this experiment's config.json. Writes nothing that stays."""
+  if workdir.exists() and not workdir.is_dir():
+    raise ValueError(f"workdir {workdir} exists and is not a directory")
   if not parallel.is_main_process():
-    return
-  workdir.mkdir(parents=True, exist_ok=True)
+    return (workdir / "config.json").exists()
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+    probe = workdir / f".write-probe-{os.getpid()}"
+    probe.write_text("")
+    probe.unlink()
+  except OSError as e:
+    raise ValueError(f"workdir {workdir} is not writable: {e}") from e
   path = workdir / "config.json"
-  text = _config_json(config)
-  if path.exists():
-    # The device layout is not part of an experiment's identity: a run may resume on
-    # another number of devices (checkpoints restore onto any layout).
-    old, new = (_without_layout(json.loads(t)) for t in (path.read_text(), text))
-    if old != new:
-      changed = sorted(_diff_keys(old, new))
-      raise ValueError(
-          f"workdir {workdir} already holds a run with a different config "
-          f"(differs in: {', '.join(changed[:8])}); use a new --workdir or delete it")
-    return
-  atomic_write_text(path, text)
+  if not path.exists():
+    return False
+  # The device layout is not part of an experiment's identity: a run may resume on
+  # another number of devices (checkpoints restore onto any layout).
+  old, new = (_without_layout(json.loads(t)) for t in (path.read_text(), _config_json(config)))
+  if old != new:
+    changed = sorted(_diff_keys(old, new))
+    raise ValueError(
+        f"workdir {workdir} already holds a run with a different config "
+        f"(differs in: {', '.join(changed[:8])}); use a new --workdir or delete it")
+  return True
+
+
+def _claim_workdir(config, workdir: pathlib.Path) -> None:
+  """Checks the workdir, then writes config.json (once)."""
+  if not _check_workdir(config, workdir):
+    atomic_write_text(workdir / "config.json", _config_json(config))
 
 
 def _without_layout(config_dict: dict) -> dict:
@@ -125,17 +139,8 @@ class MetricsLog:
 
 def prepare_splits(config, seeds):
   """Loads the dataset once and applies the ADBench protocol with one numpy Generator per
-  seed (each seed has its own split, as ADBench's repetitions).
-
-  Image datasets ([n, h, w, c]) go through the protocol as images and are flattened to
-  [n, h*w*c] at the end: the engine works on 2-D arrays and the LeNet encoders reshape."""
-  import dataclasses
-  d = config.data
-  x, y = data_lib.load_dataset(
-      config.dataset, config.data_dir or None, tfds_dir=d.get("tfds_dir", "") or None,
-      image_split=d.get("image_split", "train"),
-      image_anomaly_ratio=d.get("image_anomaly_ratio", 0.05),
-      tfds_download=d.get("tfds_download", False))
+  seed (each seed has its own split, as ADBench's repetitions)."""
+  x, y = data_lib.load_dataset(config.dataset, config.data_dir or None)
   splits = []
   for seed in seeds:
     split = data_lib.adbench_splits(
@@ -145,17 +150,7 @@ def prepare_splits(config, seeds):
         upsample_threshold=config.data.upsample_threshold,
         downsample_threshold=config.data.downsample_threshold,
         minmax=config.data.minmax, normal_clean=config.data.normal_clean,
-        label_contamination=config.data.label_contamination,
-        realistic_synthetic_mode=d.get("realistic_synthetic_mode", "") or None,
-        alpha=d.get("alpha", 5.0), percentage=d.get("percentage", 0.1),
-        global_bounds=d.get("global_bounds", "adbench"),
-        noise_type=d.get("noise_type", "") or None,
-        duplicate_times=d.get("duplicate_times", 2), noise_ratio=d.get("noise_ratio", 0.05),
-        minmax_scope=d.get("minmax_scope", "auto"))
-    if split.x_train.ndim > 2:
-      split = dataclasses.replace(
-          split, x_train=split.x_train.reshape(split.x_train.shape[0], -1),
-          x_test=split.x_test.reshape(split.x_test.shape[0], -1))
+        label_contamination=config.data.label_contamination)
     splits.append(split)
   return splits
 
@@ -177,18 +172,42 @@ def _resolve_for_layout(config, layout):
   return resolved
 
 
+def _check_method(config, split, layout) -> None:
+  """Builds the method once and traces its sampler, so that bad hyper-parameters and
+  batch sizes that do not divide over the devices fail before anything is written."""
+  method = methods.build(config, split.x_train.shape[1], split.x_train.shape[0])
+  data = methods.make_train_data(split.x_train, split.semi_labels)
+  key = jax.random.key(0)
+  batch = jax.eval_shape(
+      lambda d: method.sampler.batch(method.sampler.begin_epoch(key, d), 0, key, d), data)
+  layout.check_batch(batch)
+
+
 def run_single(config, workdir, *, on_chunk_end=None) -> dict:
   """Trains and scores `config.num_seeds` seeds; `on_chunk_end(epoch, metrics)` is called
   after every chunk (progress bars, tests that simulate an interruption)."""
   workdir = pathlib.Path(workdir)
-  _claim_workdir(config, workdir)
+  _check_workdir(config, workdir)
+  if (workdir / "results.json").exists():
+    # A finished run (same config, checked above): never recompute it.
+    log.info("%s already finished; reusing its results.json", workdir)
+    return json.loads((workdir / "results.json").read_text())
   if config.num_seeds < 1:
     raise ValueError(f"num_seeds={config.num_seeds} must be >= 1")
+  if config.train.on_divergence not in ("stop", "continue"):
+    raise ValueError(f"train.on_divergence={config.train.on_divergence!r}; expected "
+                     "stop | continue")
   seeds = [config.seed + i for i in range(config.num_seeds)]
   layout = parallel.make_layout(config.parallel.data, config.parallel.replica)
   layout.check_seeds(len(seeds))
   method_config = _resolve_for_layout(config, layout)
+  # Bad data and bad hyper-parameters fail here, before anything is written.
   splits = prepare_splits(config, seeds)
+  if config.anomaly_only and min(s.num_labelled for s in splits) == 0:
+    raise ValueError(f"anomaly_only=True needs labelled anomalies, but la={config.la} labels "
+                     "none in at least one seed's training split")
+  _check_method(method_config, splits[0], layout)
+  _claim_workdir(config, workdir)
   datas = []
   for split in splits:
     semi = split.semi_labels
@@ -206,6 +225,7 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
   scores = [None] * len(seeds)
   timing = {"train_seconds": 0.0, "compile_seconds": 0.0, "steps": 0}
   method_name = None
+  diverged = {}
   for members in groups.values():
     group_seeds = [seeds[i] for i in members]
     n_train, dim = datas[members[0]].x.shape
@@ -217,6 +237,7 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
     state, group_timing = engine.fit(
         method, stacked, group_seeds, chunk_epochs=config.train.chunk_epochs,
         checkpoint_dir=ckpt_dir, max_to_keep=config.checkpoint.max_to_keep, layout=layout,
+        on_divergence=config.train.on_divergence,
         on_chunk_end=lambda epoch, m, s=group_seeds, spe=method.steps_per_epoch: (
             metrics_log.write(s, epoch, spe, m), on_chunk_end and on_chunk_end(epoch, m)))
     group_scores = engine.score(method, state, np.stack([splits[i].x_test for i in members]),
@@ -226,15 +247,25 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
     for k in ("train_seconds", "compile_seconds"):
       timing[k] += group_timing[k]
     timing["steps"] = group_timing["steps"]
+    diverged.update(group_timing["diverged"])
 
-  aurocs = [metrics.auroc(s.y_test, sc) for s, sc in zip(splits, scores)]
-  auprcs = [metrics.auprc(s.y_test, sc) for s, sc in zip(splits, scores)]
+  # Seeds that diverged (train.on_divergence=continue) are reported, not scored.
+  ok = [i for i, seed in enumerate(seeds) if seed not in diverged]
+  if not ok:
+    raise FloatingPointError(f"every seed diverged: {diverged}")
+  aurocs = [metrics.auroc(splits[i].y_test, scores[i]) if i in ok else None
+            for i in range(len(seeds))]
+  auprcs = [metrics.auprc(splits[i].y_test, scores[i]) if i in ok else None
+            for i in range(len(seeds))]
+  good_aurocs = [aurocs[i] for i in ok]
+  good_auprcs = [auprcs[i] for i in ok]
   results = {
       "method": config.method, "name": method_name,
       "anomaly_only": bool(config.anomaly_only), "dataset": config.dataset,
       "la": config.la, "seeds": seeds, "auroc": aurocs, "auprc": auprcs,
-      "auroc_mean": float(np.mean(aurocs)), "auroc_std": float(np.std(aurocs)),
-      "auprc_mean": float(np.mean(auprcs)), "auprc_std": float(np.std(auprcs)),
+      "auroc_mean": float(np.mean(good_aurocs)), "auroc_std": float(np.std(good_aurocs)),
+      "auprc_mean": float(np.mean(good_auprcs)), "auprc_std": float(np.std(good_auprcs)),
+      "diverged": {str(k): v for k, v in diverged.items()},
       "train_seconds": timing["train_seconds"], "compile_seconds": timing["compile_seconds"],
       "steps": timing["steps"], "devices": layout.data_size * layout.replica_size,
       "processes": jax.process_count(),
@@ -284,8 +315,8 @@ def _set(config, dotted: str, value):
 
 def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
   workdir = pathlib.Path(workdir)
-  _claim_workdir(config, workdir)
   cells = parse_grid(config.grid)
+  _claim_workdir(config, workdir)
   rows, summaries = [], []
   for i, overrides in enumerate(cells):
     cell_config = ml_collections.ConfigDict(config.to_dict())
@@ -298,6 +329,8 @@ def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
                         on_chunk_end=on_chunk_end)
     summaries.append(result)
     for seed, roc, pr in zip(result["seeds"], result["auroc"], result["auprc"]):
+      if roc is None:
+        continue  # a diverged seed
       rows.append({**{k: result[k] for k in RESULT_FIELDS if k in result},
                    "seed": seed, "auroc": roc, "auprc": pr})
   out = io.StringIO()

@@ -146,6 +146,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict()
   c.train.chunk_epochs = 10            # epochs per compiled dispatch; checkpoint + log between
+  c.train.on_divergence = "stop"       # stop (error naming seed and step) | continue (skip the seed)
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.data = config_dict.placeholder(int)  # devices on the 'data' axis; None: all

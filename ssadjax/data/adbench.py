@@ -112,6 +112,19 @@ def load_npz(name: str, data_dir: str | os.PathLike) -> tuple[np.ndarray, np.nda
   return validate_xy(x, y, where=where)
 
 
+# Squares of larger values overflow float32 (distances, variances), so such inputs would
+# silently turn into inf/NaN losses: refuse them up front.
+MAX_ABS_VALUE = 1e18
+
+
+def check_magnitude(x: np.ndarray, where: str) -> None:
+  biggest = float(np.max(np.abs(x))) if x.size else 0.0
+  if biggest > MAX_ABS_VALUE:
+    raise DatasetError(f"{where}: X has values up to {biggest:.3g} in magnitude; values "
+                       f"beyond {MAX_ABS_VALUE:.0e} overflow float32 arithmetic. Rescale the "
+                       "data.")
+
+
 def validate_xy(x: np.ndarray, y: np.ndarray, *, where: str = "data"
                 ) -> tuple[np.ndarray, np.ndarray]:
   """Checks an (X, y) pair and returns it as float32 [n, d] / int32 [n]; `where` names the source."""
@@ -146,6 +159,9 @@ def validate_xy(x: np.ndarray, y: np.ndarray, *, where: str = "data"
   n_over = int(x32.size - np.count_nonzero(np.isfinite(x32)))
   if n_over:
     raise DatasetError(f"{where}: {n_over} value(s) of X overflow float32.")
+  check_magnitude(x32, where)
+  if x32.shape[0] > 1 and np.all(x32 == x32[:1]):
+    raise DatasetError(f"{where}: every feature of X is constant; nothing can be learnt.")
   y32 = y.astype(np.int32)
   n_anomalies = int(y32.sum())
   if n_anomalies == 0:

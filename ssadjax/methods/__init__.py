@@ -15,11 +15,26 @@ FACTORIES = {
 UNSUPERVISED = ("deepsvdd",)
 
 
+def check_hparams(cfg, section_name: str) -> None:
+  """Clear errors for hyper-parameters that cannot work, before anything is compiled."""
+  if section_name not in cfg:
+    return
+  for key, value in cfg[section_name].items():
+    if value is None or isinstance(value, (bool, str, tuple, list)):
+      continue
+    if "learning_rate" in key and value <= 0:
+      raise ValueError(f"{section_name}.{key}={value} must be > 0")
+    if (key in ("batch_size", "steps_per_epoch", "pretrain_batch_size")
+        or key.endswith("num_epochs")) and value < 1:
+      raise ValueError(f"{section_name}.{key}={value} must be >= 1")
+
+
 def build(cfg, input_dim: int, num_train: int) -> Method:
   """The method named by `cfg.method`, transformed by AnoOnly if `cfg.anomaly_only`."""
   if cfg.method not in FACTORIES:
     raise ValueError(f"method={cfg.method!r}; available: {sorted(FACTORIES)}")
   factory = FACTORIES[cfg.method]
+  check_hparams(cfg, "deepsad" if cfg.method == "deepsvdd" else cfg.method)
   if cfg.anomaly_only:
     if cfg.method in UNSUPERVISED:
       raise ValueError(f"{cfg.method} trains without labels; anomaly_only=True needs a "
