@@ -58,3 +58,61 @@ def deep_sad_loss(embeddings: ArrayLike, center: ArrayLike, semi_labels: ArrayLi
 def reconstruction_loss(x: ArrayLike, x_hat: ArrayLike) -> jax.Array:
   """Mean squared reconstruction error per row (mean over features), `[batch]`."""
   return jnp.mean(jnp.square(jnp.asarray(x) - jnp.asarray(x_hat)), axis=-1)
+
+
+def pair_relation_targets(semi_labels_left: ArrayLike, semi_labels_right: ArrayLike, *,
+                          target_aa: float = 8.0, target_au: float = 4.0,
+                          target_uu: float = 0.0) -> jax.Array:
+  r"""PReNet's ordinal pair targets from the semi-labels of the two sides.
+
+  .. math::
+    y_{ij} = \begin{cases} t_{aa} & x_i, x_j \in \mathcal A \\
+                           t_{au} & \text{exactly one of } x_i, x_j \in \mathcal A \\
+                           t_{uu} & x_i, x_j \in \mathcal U \end{cases}
+
+  The mixed target does not depend on the side the anomaly is on, so ADBench's (a, u)
+  and the official (u, a) orientation share it.
+
+  Args:
+    semi_labels_left: `[pairs]` 1 = labelled anomaly, 0 = unlabelled.
+    semi_labels_right: `[pairs]`.
+    target_aa, target_au, target_uu: the ordinal targets (8, 4, 0 in every reference).
+
+  Returns:
+    `[pairs]` float32 targets.
+  """
+  count = ((jnp.asarray(semi_labels_left) == 1).astype(jnp.int32)
+           + (jnp.asarray(semi_labels_right) == 1).astype(jnp.int32))
+  return jnp.where(count == 2, target_aa,
+                   jnp.where(count == 1, target_au, target_uu)).astype(jnp.float32)
+
+
+def pairwise_relation_loss(relation_scores: ArrayLike, semi_labels_left: ArrayLike,
+                           semi_labels_right: ArrayLike, *, target_aa: float = 8.0,
+                           target_au: float = 4.0, target_uu: float = 0.0) -> jax.Array:
+  r"""Per-pair PReNet regression loss (absolute error to the ordinal target).
+
+  .. math::
+    \ell_{ij} = |y_{ij} - \phi(x_i, x_j)|
+
+  with :math:`y_{ij}` from :func:`pair_relation_targets`. The references average it over
+  the 512 pairs of a batch (baseline) or over the pairs that contain a labelled anomaly
+  (AnoOnly); the caller reduces.
+
+  Args:
+    relation_scores: `[pairs]` phi(x_i, x_j).
+    semi_labels_left: `[pairs]` semi-labels of x_i.
+    semi_labels_right: `[pairs]` semi-labels of x_j.
+    target_aa, target_au, target_uu: the ordinal targets.
+
+  Returns:
+    `[pairs]` losses.
+
+  References:
+    Pang, Shen, Jia, van den Hengel, "Deep Weakly-supervised Anomaly Detection",
+    KDD 2023 (arXiv 1910.13601).
+  """
+  targets = pair_relation_targets(semi_labels_left, semi_labels_right,
+                                  target_aa=target_aa, target_au=target_au,
+                                  target_uu=target_uu)
+  return jnp.abs(targets - jnp.asarray(relation_scores))

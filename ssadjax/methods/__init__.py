@@ -3,12 +3,14 @@
 import functools
 
 from ssadjax.methods import anoonly, deepsad
+from ssadjax.methods import prenet
 from ssadjax.methods.base import Method, Sampler, TrainData, make_train_data
 
 FACTORIES = {
     "deepsad": deepsad.make_method,
     # Deep SVDD is Deep SAD without labels (the engine also hides them from the data).
     "deepsvdd": functools.partial(deepsad.make_method, use_labels=False),
+    "prenet": prenet.make_method,
 }
 
 # Methods that cannot use labelled anomalies, hence have no AnoOnly variant.
