@@ -6,6 +6,7 @@ Labels: `labels` are ground truth (1 = anomaly); `semi_labels` are what training
 
 __version__ = "0.1.0"
 
-from ssadjax.estimators import DeepSAD, DeepSVDD  # noqa: E402
+from ssadjax.estimators import (  # noqa: E402
+    BGAD, FEAWAD, FUNAD, DeepSAD, DeepSVDD, DevNet, PReNet)
 
-__all__ = ["DeepSAD", "DeepSVDD"]
+__all__ = ["BGAD", "FEAWAD", "FUNAD", "DeepSAD", "DeepSVDD", "DevNet", "PReNet"]

@@ -166,6 +166,7 @@ class BaseDetector(_SklearnBase):
                                            layout=layout)
     self.n_features_in_ = x.shape[1]
     self.num_train_ = x.shape[0]
+    self.num_labelled_ = int(semi.sum())
     self.decision_scores_ = self._score(x)
     self.threshold_ = float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
     self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int32)
@@ -200,6 +201,7 @@ class BaseDetector(_SklearnBase):
     meta = {"class": type(self).__name__, "params": self.get_params(),
             "config": json.loads(self.config_.to_json_best_effort()),
             "n_features_in": self.n_features_in_, "num_train": self.num_train_,
+            "num_labelled": self.num_labelled_,
             "threshold": self.threshold_}
     (path / "detector.json").write_text(json.dumps(meta, indent=2))
 
@@ -219,13 +221,15 @@ class BaseDetector(_SklearnBase):
         jax.vmap(lambda s, d: engine.create_train_state(
             detector.method_, *engine.seed_keys(s)[:2], d)),
         np.asarray([config.seed], np.int32),
+        # Shapes only: some methods keep the labelled pool in their state.
         engine.stack_data([methods.make_train_data(
             np.zeros((meta["num_train"], meta["n_features_in"]), np.float32),
-            np.zeros(meta["num_train"], np.int32))]))
+            (np.arange(meta["num_train"]) < meta["num_labelled"]).astype(np.int32))]))
     with ocp.StandardCheckpointer() as checkpointer:
       detector.state_ = checkpointer.restore(path / "state", like)
     detector.n_features_in_ = meta["n_features_in"]
     detector.num_train_ = meta["num_train"]
+    detector.num_labelled_ = meta["num_labelled"]
     detector.threshold_ = meta["threshold"]
     return detector
 
@@ -261,4 +265,30 @@ class DeepSVDD(DeepSAD):
     return super().fit(X, None)
 
 
-DETECTORS = {"DeepSAD": DeepSAD, "DeepSVDD": DeepSVDD}
+class DevNet(BaseDetector):
+  """DevNet (Pang et al., KDD 2019): deviation loss; `hparams` sets `config.devnet` fields."""
+  _method = "devnet"
+
+
+class PReNet(BaseDetector):
+  """PReNet (Pang et al., KDD 2023): pairwise relations; `hparams` sets `config.prenet`."""
+  _method = "prenet"
+
+
+class FEAWAD(BaseDetector):
+  """FEAWAD (Zhou et al., TNNLS 2021): autoencoder + deviation; `hparams`: `config.feawad`."""
+  _method = "feawad"
+
+
+class BGAD(BaseDetector):
+  """BGAD (Yao et al., CVPR 2023): flow likelihood + boundary-guided semi-push-pull."""
+  _method = "bgad"
+
+
+class FUNAD(BaseDetector):
+  """FUN-AD (Im et al., WACV 2025): fully unsupervised; `y` may give known anomalies."""
+  _method = "funad"
+
+
+DETECTORS = {cls.__name__: cls for cls in (DeepSAD, DeepSVDD, DevNet, PReNet, FEAWAD, BGAD,
+                                            FUNAD)}

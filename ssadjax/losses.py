@@ -116,3 +116,120 @@ def pairwise_relation_loss(relation_scores: ArrayLike, semi_labels_left: ArrayLi
                                   target_aa=target_aa, target_au=target_au,
                                   target_uu=target_uu)
   return jnp.abs(targets - jnp.asarray(relation_scores))
+
+
+DEVIATION_ANOMALY_TERMS = ("hinge", "abs", "linear")
+
+
+def deviation(scores: ArrayLike, *, reference_mean: ArrayLike = 0.0,
+              reference_std: ArrayLike = 1.0) -> jax.Array:
+  r"""DevNet's standardised deviation :math:`(\phi(x) - \mu_R) / \sigma_R`, `[batch]`.
+
+  `reference_mean` / `reference_std` are numbers (e.g. the sample mean and population
+  std of 5000 N(0, 1) draws made once per model, as the reference); (0, 1) gives the
+  raw score, i.e. AnoOnly's `dev := phi`.
+  """
+  return (jnp.asarray(scores) - reference_mean) / reference_std
+
+
+def deviation_loss(scores: ArrayLike, semi_labels: ArrayLike, *, margin: float = 5.0,
+                   reference_mean: ArrayLike = 0.0, reference_std: ArrayLike = 1.0,
+                   anomaly_term: str = "hinge") -> jax.Array:
+  r"""Per-example DevNet deviation loss.
+
+  .. math::
+    \mathrm{dev}_i = (\phi(x_i) - \mu_R)/\sigma_R, \qquad
+    \ell_i = (1 - y_i)\,|\mathrm{dev}_i| + y_i\, t(\mathrm{dev}_i)
+
+  with the anomaly term :math:`t` chosen by `anomaly_term`:
+  'hinge' :math:`\max(0, a - \mathrm{dev})` (paper, official code, ADBench);
+  'abs' :math:`|a - \mathrm{dev}|` (the AnoOnly copy's baseline, two-sided);
+  'linear' :math:`a - \mathrm{dev}` (the AnoOnly copy's +AnoOnly loss, unbounded).
+
+  Args:
+    scores: `[batch]` raw scores phi(x).
+    semi_labels: `[batch]` 1 = labelled anomaly, 0 = unlabelled.
+    margin: confidence margin a (5 in every reference).
+    reference_mean: mu_R, a scalar.
+    reference_std: sigma_R, a positive scalar.
+    anomaly_term: 'hinge' | 'abs' | 'linear'.
+
+  Returns:
+    `[batch]` losses; the references average them over the whole batch.
+
+  References:
+    Pang, Shen, van den Hengel, "Deep Anomaly Detection with Deviation Networks",
+    KDD 2019.
+  """
+  if anomaly_term not in DEVIATION_ANOMALY_TERMS:
+    raise ValueError(f"anomaly_term={anomaly_term!r}; expected one of "
+                     f"{DEVIATION_ANOMALY_TERMS}")
+  dev = deviation(scores, reference_mean=reference_mean, reference_std=reference_std)
+  if anomaly_term == "hinge":
+    anomaly = jnp.maximum(margin - dev, 0.0)
+  elif anomaly_term == "abs":
+    anomaly = jnp.abs(margin - dev)
+  else:
+    anomaly = margin - dev
+  y = (jnp.asarray(semi_labels) == 1).astype(dev.dtype)
+  return (1.0 - y) * jnp.abs(dev) + y * anomaly
+
+
+FEAWAD_RECONSTRUCTION_TERMS = ("normalised_residual", "residual")
+
+
+def safe_l2_norm(x: ArrayLike, *, eps: float = 1e-8) -> jax.Array:
+  r"""Row-wise :math:`\max(\|x\|_2, \varepsilon)` with finite gradients everywhere.
+
+  The square root is taken of :math:`\max(\sum x^2, \varepsilon^2)`, so an exact zero
+  row gives the value eps and a zero gradient instead of NaN. `[batch, d] -> [batch]`.
+  """
+  x = jnp.asarray(x)
+  return jnp.sqrt(jnp.maximum(jnp.sum(jnp.square(x), axis=-1), eps * eps))
+
+
+def feawad_loss(scores: ArrayLike, residuals: ArrayLike, semi_labels: ArrayLike, *,
+                margin: float = 5.0, reconstruction_term: str = "normalised_residual",
+                eps: float = 1e-8) -> jax.Array:
+  r"""Per-example FEAWAD objective.
+
+  .. math::
+    \ell_i = (1 - y_i)\big(|\phi_i| + e_i\big)
+           + y_i\big(\max(0, a - \phi_i) + \max(0, a - e_i)\big)
+
+  where :math:`e_i` is the reconstruction-error term, chosen by `reconstruction_term`:
+  'normalised_residual' (the official code, ADBench and AnoOnly, methods.md pitfall 6):
+  :math:`e_i = \| r_i / \|r_i\| \|_2`, which is identically 1 (a constant with zero
+  gradient); 'residual' (the paper's intent): :math:`e_i = \|r_i\|_2`.
+  :math:`\|r_i\|` is guarded as :func:`safe_l2_norm` (pitfall 9: the reference divides
+  by it unguarded and gives NaN for an exact reconstruction).
+
+  Args:
+    scores: `[batch]` phi(x).
+    residuals: `[batch, d]` r = x - x_hat.
+    semi_labels: `[batch]` 1 = labelled anomaly, 0 = unlabelled.
+    margin: a (5 in every reference).
+    reconstruction_term: 'normalised_residual' | 'residual'.
+    eps: floor of ||r||.
+
+  Returns:
+    `[batch]` losses.
+
+  References:
+    Zhou et al., "Feature Encoding with AutoEncoders for Weakly-supervised Anomaly
+    Detection", TNNLS 2021.
+  """
+  if reconstruction_term not in FEAWAD_RECONSTRUCTION_TERMS:
+    raise ValueError(f"reconstruction_term={reconstruction_term!r}; expected one of "
+                     f"{FEAWAD_RECONSTRUCTION_TERMS}")
+  scores = jnp.asarray(scores)
+  residuals = jnp.asarray(residuals)
+  norm = safe_l2_norm(residuals, eps=eps)
+  if reconstruction_term == "normalised_residual":
+    error = safe_l2_norm(residuals / norm[:, None], eps=eps)
+  else:
+    error = norm
+  y = (jnp.asarray(semi_labels) == 1).astype(scores.dtype)
+  unlabelled = jnp.abs(scores) + error
+  anomaly = jnp.maximum(margin - scores, 0.0) + jnp.maximum(margin - error, 0.0)
+  return (1.0 - y) * unlabelled + y * anomaly

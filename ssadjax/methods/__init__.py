@@ -3,6 +3,7 @@
 import functools
 
 from ssadjax.methods import anoonly, deepsad
+from ssadjax.methods import devnet, feawad
 from ssadjax.methods import prenet
 from ssadjax.methods.base import Method, Sampler, TrainData, make_train_data
 
@@ -10,6 +11,8 @@ FACTORIES = {
     "deepsad": deepsad.make_method,
     # Deep SVDD is Deep SAD without labels (the engine also hides them from the data).
     "deepsvdd": functools.partial(deepsad.make_method, use_labels=False),
+    "devnet": devnet.make_method,
+    "feawad": feawad.make_method,
     "prenet": prenet.make_method,
 }
 

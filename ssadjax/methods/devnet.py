@@ -1,0 +1,177 @@
+"""DevNet (Pang, Shen, van den Hengel, KDD 2019) as ADBench and the AnoOnly copy run it.
+
+methods.md 3: a small MLP scorer phi, the deviation loss against a N(0, 1) reference
+(5000 draws made once per model, kept in `extras`), balanced batches that alternate
+unlabelled rows (even positions) and labelled anomalies (odd positions), both drawn
+uniformly with replacement, Keras L2 0.01 on the hidden kernels (added to the loss, so
+also to the monitored loss), RMSprop (Keras: rho 0.9, eps 1e-7 outside the square
+root) with per-tensor `clipnorm`, and the weights of the epoch with the lowest mean
+training loss (Keras ModelCheckpoint(monitor='loss', save_best_only=True)).
+Score: phi(x) (same ranking as the deviation).
+
+Presets (`cfg.preset`, every field overridable through `cfg.devnet`):
+* 'adbench': ADBench's DevNet: batch 512, lr 1e-3, clipnorm 1, standardised deviation,
+  hinge max(0, a - dev) for anomalies; under AnoOnly the reference's linear a - dev
+  (the hinge lets AnoOnly collapse: 43.5 AUROC on 30_satellite against 87.6, see
+  BUILD_NOTES_issue3_devnet_feawad.md).
+* 'anoonly_paper': the AnoOnly copy: batch 64, lr 2e-4, no clipping, raw score
+  (dev := phi), two-sided |a - phi| for anomalies in the baseline and the linear,
+  unbounded a - phi under AnoOnly.
+
+AnoOnly (`insert_norm=True`): a BatchNorm after the hidden ReLU (Keras momentum 0.99,
+eps 1e-3, affine). anoonly.py averages the loss over the labelled anomalies only, while
+the reference averages y * t(dev) over the whole balanced batch, i.e. half of ours. With
+`anoonly_l2_batch_mean` (default) the L2 weight is divided by the anomaly fraction of a
+batch (0.5) under AnoOnly, so that our loss + L2 is exactly 2x the reference's: RMSprop
+takes the same steps (up to eps) and the same epoch is selected.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ssadjax import losses
+from ssadjax.methods import base
+from ssadjax.models.devnet import DevNetScorer
+from ssadjax.norm import NormPolicy, stats_mask
+
+PRESETS = {
+    "adbench": {
+        "batch_size": 512,
+        "learning_rate": 1e-3,
+        "clipnorm": 1.0,
+        "use_reference_normalisation": True,
+        "anomaly_term": "hinge",
+        "anoonly_anomaly_term": "linear",
+    },
+    "anoonly_paper": {
+        "batch_size": 64,
+        "learning_rate": 2e-4,
+        "clipnorm": 0.0,
+        "use_reference_normalisation": False,
+        "anomaly_term": "abs",
+        "anoonly_anomaly_term": "linear",
+    },
+}
+
+
+def clip_by_norm_per_tensor(max_norm: float) -> optax.GradientTransformation:
+  """Keras (TF2) `clipnorm`: every gradient tensor g becomes g * c / max(||g||, c)
+  on its own (tf.clip_by_norm); optax's clip_by_global_norm is Keras 2.2's variant."""
+
+  def update_fn(updates, state, params=None):
+    del params
+
+    def clip(g):
+      norm = jnp.sqrt(jnp.sum(jnp.square(g)))
+      return g * (max_norm / jnp.maximum(norm, max_norm))
+
+    return jax.tree.map(clip, updates), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+def keras_rmsprop(learning_rate: float, *, rho: float, eps: float,
+                  clipnorm: float) -> optax.GradientTransformation:
+  """Keras RMSprop(rho, epsilon outside the square root, clipnorm; 0 = no clipping)."""
+  rmsprop = optax.rmsprop(learning_rate, decay=rho, eps=eps, eps_in_sqrt=False)
+  if clipnorm and clipnorm > 0:
+    return optax.chain(clip_by_norm_per_tensor(clipnorm), rmsprop)
+  return rmsprop
+
+
+def balanced_sampler(batch_size: int) -> base.Sampler:
+  """DevNet's (and FEAWAD's) batches: even positions an unlabelled row, odd positions a
+  labelled anomaly, each drawn uniformly with replacement from its pool; semi_labels
+  0, 1, 0, 1, ... The batch also carries the drawn training `rows`."""
+  num_even, num_odd = (batch_size + 1) // 2, batch_size // 2
+  positions = jnp.arange(batch_size)
+  semi_labels = (positions % 2).astype(jnp.int32)
+
+  def begin_epoch(key, data):
+    del key, data
+    return ()
+
+  def batch(epoch_state, i, key, data):
+    del epoch_state, i
+    return draw_balanced(key, data, num_even, num_odd, semi_labels)
+
+  return base.Sampler(begin_epoch=begin_epoch, batch=batch)
+
+
+def draw_balanced(key, data, num_even, num_odd, semi_labels):
+  """`num_even` unlabelled rows at the even positions and `num_odd` labelled anomalies
+  at the odd ones, uniformly with replacement."""
+  key_u, key_a = jax.random.split(key)
+  pool_u, pool_a = jnp.asarray(data.unlabelled_index), jnp.asarray(data.anomaly_index)
+  unlabelled = pool_u[jax.random.randint(key_u, (num_even,), 0, pool_u.shape[0])]
+  anomalies = pool_a[jax.random.randint(key_a, (num_odd,), 0, pool_a.shape[0])]
+  rows = jnp.zeros(num_even + num_odd, jnp.int32).at[0::2].set(unlabelled)
+  rows = rows.at[1::2].set(anomalies)
+  return {"x": jnp.asarray(data.x)[rows], "semi_labels": semi_labels, "rows": rows}
+
+
+def hidden_kernel_l2(params, weight: float) -> jax.Array:
+  """Keras kernel_regularizer=l2(weight) on every `hidden_<i>` kernel (not the score
+  layer, not biases, not BatchNorm)."""
+  return weight * sum(jnp.sum(jnp.square(layer["kernel"]))
+                      for name, layer in params.items() if name.startswith("hidden_"))
+
+
+def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False) -> base.Method:
+  """DevNet from `cfg.devnet` resolved against `PRESETS[cfg.preset]`."""
+  del input_dim, num_train
+  hp = base.resolve_hparams(cfg.devnet, PRESETS, cfg.preset)
+  policy = NormPolicy.from_config(cfg.norm)
+  model = DevNetScorer(hidden_dims=tuple(hp["hidden_dims"]), insert_norm=insert_norm,
+                       norm=policy, norm_epsilon=hp["norm_epsilon"],
+                       norm_momentum=hp["norm_momentum"])
+  anomaly_only = bool(cfg.anomaly_only)
+  anomaly_term = hp["anoonly_anomaly_term"] if anomaly_only else hp["anomaly_term"]
+  if anomaly_term not in losses.DEVIATION_ANOMALY_TERMS:
+    raise ValueError(f"devnet anomaly term {anomaly_term!r}; expected one of "
+                     f"{losses.DEVIATION_ANOMALY_TERMS}")
+  batch_size = hp["batch_size"]
+  if batch_size < 2:
+    raise ValueError(f"devnet.batch_size={batch_size} needs room for both row kinds")
+  l2 = hp["l2"]
+  if anomaly_only and hp["anoonly_l2_batch_mean"]:
+    l2 = l2 * batch_size / (batch_size // 2)
+
+  def init(init_key, extras_key, data):
+    variables = model.init(init_key, data.x[:2], train=False)
+    reference = jax.random.normal(extras_key, (hp["num_reference"],), jnp.float32)
+    return variables, {"reference_mean": jnp.mean(reference),
+                       "reference_std": jnp.std(reference)}  # population std (K.std)
+
+  def per_example_loss(params, batch_stats, extras, batch, key):
+    del key
+    scores, new_batch_stats = base.apply_train(
+        model, params, batch_stats, batch["x"],
+        norm_mask=stats_mask(policy, batch["semi_labels"]))
+    if hp["use_reference_normalisation"]:
+      mean, std = extras["reference_mean"], extras["reference_std"]
+    else:
+      mean, std = 0.0, 1.0
+    per_example = losses.deviation_loss(
+        scores, batch["semi_labels"], margin=hp["margin"], reference_mean=mean,
+        reference_std=std, anomaly_term=anomaly_term)
+    return per_example, batch["semi_labels"] == 1, new_batch_stats
+
+  def score(variables, extras, x):
+    del extras
+    return base.apply_eval(model, variables, x, eval_stats=policy.eval_stats)
+
+  return base.Method(
+      name="devnet",
+      init=init,
+      sampler=balanced_sampler(batch_size),
+      per_example_loss=per_example_loss,
+      score=score,
+      optimizer=keras_rmsprop(hp["learning_rate"], rho=hp["rho"], eps=hp["rmsprop_eps"],
+                              clipnorm=hp["clipnorm"]),
+      steps_per_epoch=hp["steps_per_epoch"],
+      num_epochs=hp["num_epochs"],
+      regularizer=(lambda params: hidden_kernel_l2(params, l2)) if l2 > 0 else None,
+      select_best_epoch=bool(hp["select_best_epoch"]),
+  )

@@ -1,0 +1,146 @@
+"""FEAWAD (Zhou et al., TNNLS 2021) as the official code, ADBench and AnoOnly run it.
+
+methods.md 5: two stages, both inside the compiled program.
+1. `init` pretrains the autoencoder on unlabelled rows only (MSE, Adam 1e-4,
+   100 epochs x 20 steps x 512 rows drawn with replacement) and keeps the epoch with
+   the lowest mean loss (Keras ModelCheckpoint on the AE).
+2. End to end (AE layers stay trainable): balanced batches (alternating unlabelled /
+   labelled anomaly, 256 + 256), Adam 1e-4, 30 epochs x 20 steps, FEAWAD's composite
+   loss, best-training-loss epoch. Score: phi(x).
+Keras' Adam has epsilon 1e-7 (`adam_eps`).
+
+Reference-behaviour switches (BUILD_NOTES_issue3_devnet_feawad.md):
+* `reconstruction_term='normalised_residual'` (default, pitfall 6): the loss's
+  reconstruction error is ||r / ||r|| || = 1, a constant, as in every reference;
+  'residual' uses the real ||x - x_hat||.
+* `fixed_batch=True` (default, pitfall 7): ADBench re-seeds its generator inside every
+  batch call, so every AE step sees one identical batch and every end-to-end step
+  another; False draws fresh batches as the official FEAWAD. The fixed batches are
+  drawn once per seed from the extras key; the end-to-end one is kept in `extras`
+  (the sampler has no per-seed constant key) and replaces the sampler's batch.
+* `norm_before_head` (preset: adbench False, anoonly_paper True, pitfall 8): the AnoOnly
+  copy's BatchNorm before the score layer, in its baseline too; AnoOnly
+  (`insert_norm=True`) always has it.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ssadjax import losses
+from ssadjax.methods import base
+from ssadjax.methods.devnet import balanced_sampler, draw_balanced
+from ssadjax.models.feawad import FEAWADAutoencoder, FEAWADNet
+from ssadjax.norm import NormPolicy, stats_mask
+
+PRESETS = {
+    "adbench": {"norm_before_head": False},
+    "anoonly_paper": {"norm_before_head": True},
+}
+
+
+def pretrain_autoencoder(ae, ae_params, data, key, *, epochs, steps_per_epoch, batch_size,
+                         optimizer, fixed_batch, select_best):
+  """Stage 1. Returns `(params, loss)` of the kept epoch (best mean loss, or the last).
+
+  Rows are drawn uniformly with replacement from `data.unlabelled_index`; with
+  `fixed_batch` one batch is drawn and replayed at every step.
+  """
+  pool = data.unlabelled_index
+
+  def draw(k):
+    return data.x[pool[jax.random.randint(k, (batch_size,), 0, pool.shape[0])]]
+
+  fixed_key, steps_key = jax.random.split(key)
+  fixed_x = draw(fixed_key)
+
+  def loss_fn(params, x):
+    x_hat, _ = ae.apply({"params": params}, x)
+    return jnp.mean(losses.reconstruction_loss(x, x_hat))
+
+  def step(carry, k):
+    params, opt_state = carry
+    x = fixed_x if fixed_batch else draw(k)
+    loss, grads = jax.value_and_grad(loss_fn)(params, x)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  def epoch(carry, epoch_key):
+    params, opt_state, best_params, best_loss = carry
+    (params, opt_state), step_losses = jax.lax.scan(
+        step, (params, opt_state), jax.random.split(epoch_key, steps_per_epoch))
+    loss = jnp.mean(step_losses)
+    improved = (loss < best_loss) if select_best else jnp.bool_(True)
+    best_params = jax.tree.map(lambda n, o: jnp.where(improved, n, o), params, best_params)
+    return (params, opt_state, best_params, jnp.where(improved, loss, best_loss)), loss
+
+  init = (ae_params, optimizer.init(ae_params), ae_params, jnp.array(jnp.inf, jnp.float32))
+  (_, _, best_params, best_loss), _ = jax.lax.scan(
+      epoch, init, jax.random.split(steps_key, epochs))
+  return best_params, best_loss
+
+
+def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False) -> base.Method:
+  """FEAWAD from `cfg.feawad` resolved against `PRESETS[cfg.preset]`."""
+  del num_train
+  hp = base.resolve_hparams(cfg.feawad, PRESETS, cfg.preset)
+  policy = NormPolicy.from_config(cfg.norm)
+  net = FEAWADNet(input_dim=input_dim,
+                  norm_before_head=bool(hp["norm_before_head"] or insert_norm),
+                  norm=policy, norm_epsilon=hp["norm_epsilon"],
+                  norm_momentum=hp["norm_momentum"], residual_eps=hp["residual_eps"])
+  ae = FEAWADAutoencoder(input_dim)
+  batch_size = hp["batch_size"]
+  num_even, num_odd = (batch_size + 1) // 2, batch_size // 2
+  pattern = (jnp.arange(batch_size) % 2).astype(jnp.int32)
+  fixed_batch = bool(hp["fixed_batch"])
+
+  def init(init_key, extras_key, data):
+    variables = net.init(init_key, data.x[:2], train=False)
+    pretrain_key, batch_key = jax.random.split(extras_key)
+    extras = {"pretrain_loss": jnp.array(jnp.nan, jnp.float32)}
+    if hp["pretrain_epochs"] > 0:
+      ae_params, ae_loss = pretrain_autoencoder(
+          ae, variables["params"]["autoencoder"], data, pretrain_key,
+          epochs=hp["pretrain_epochs"], steps_per_epoch=hp["pretrain_steps_per_epoch"],
+          batch_size=hp["pretrain_batch_size"],
+          optimizer=optax.adam(hp["pretrain_learning_rate"], eps=hp["adam_eps"]),
+          fixed_batch=fixed_batch, select_best=bool(hp["pretrain_select_best"]))
+      params = dict(variables["params"])
+      params["autoencoder"] = ae_params
+      variables = {**variables, "params": params}
+      extras["pretrain_loss"] = ae_loss
+    if fixed_batch:
+      fixed = draw_balanced(batch_key, data, num_even, num_odd, pattern)
+      extras["fixed_x"] = fixed["x"]
+      extras["fixed_semi_labels"] = fixed["semi_labels"]
+    return variables, extras
+
+  def per_example_loss(params, batch_stats, extras, batch, key):
+    del key
+    if fixed_batch:  # ADBench replays one batch; the sampler's draw is dead code
+      batch = {"x": extras["fixed_x"], "semi_labels": extras["fixed_semi_labels"]}
+    (scores, residuals), new_batch_stats = base.apply_train(
+        net, params, batch_stats, batch["x"],
+        norm_mask=stats_mask(policy, batch["semi_labels"]))
+    per_example = losses.feawad_loss(
+        scores, residuals, batch["semi_labels"], margin=hp["margin"],
+        reconstruction_term=hp["reconstruction_term"], eps=hp["residual_eps"])
+    return per_example, batch["semi_labels"] == 1, new_batch_stats
+
+  def score(variables, extras, x):
+    del extras
+    scores, _ = base.apply_eval(net, variables, x, eval_stats=policy.eval_stats)
+    return scores
+
+  return base.Method(
+      name="feawad",
+      init=init,
+      sampler=balanced_sampler(batch_size),
+      per_example_loss=per_example_loss,
+      score=score,
+      optimizer=optax.adam(hp["learning_rate"], eps=hp["adam_eps"]),
+      steps_per_epoch=hp["steps_per_epoch"],
+      num_epochs=hp["num_epochs"],
+      select_best_epoch=bool(hp["select_best_epoch"]),
+  )
