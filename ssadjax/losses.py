@@ -233,3 +233,80 @@ def feawad_loss(scores: ArrayLike, residuals: ArrayLike, semi_labels: ArrayLike,
   unlabelled = jnp.abs(scores) + error
   anomaly = jnp.maximum(margin - scores, 0.0) + jnp.maximum(margin - error, 0.0)
   return (1.0 - y) * unlabelled + y * anomaly
+
+
+def balanced_bce_terms(logits: ArrayLike, targets: ArrayLike, *,
+                       balanced: bool = True) -> jax.Array:
+  r"""Per-example terms of FUN-AD's (balanced) binary cross-entropy; their SUM is the loss.
+
+  .. math::
+    L = \frac{1}{|P|}\sum_{i\in P}\mathrm{bce}_i + \frac{1}{|N|}\sum_{i\in N}\mathrm{bce}_i,
+    \qquad \mathrm{bce}_i = -t_i\log\sigma(z_i) - (1-t_i)\log(1-\sigma(z_i))
+
+  with P / N the rows whose (pseudo-)label t is 1 / 0. An empty class contributes 0 (its
+  count is clamped at 1), which also covers the reference's skip of the positive term when
+  all distances are zero (methods.md pitfall 32). `balanced=False` gives the plain mean
+  over the batch. The logit form is used (PyTorch's BCELoss clamps log at -100 instead,
+  which only differs for saturated predictions).
+
+  Args:
+    logits: `[batch]` discriminator logits z.
+    targets: `[batch]` pseudo-labels t in {0, 1}.
+    balanced: class-balanced (FUN-AD `--balancing`) or plain mean.
+
+  Returns:
+    `[batch]` weighted terms; `jnp.sum` of them is the mini-batch loss.
+
+  References:
+    Im, Son, Hong, "Fully Unsupervised Learning for Anomaly Detection with Noisy
+    Training Data", WACV 2025 (arXiv 2411.16110).
+  """
+  logits = jnp.asarray(logits)
+  t = jnp.asarray(targets).astype(logits.dtype)
+  bce = jax.nn.softplus(logits) - t * logits
+  if not balanced:
+    return bce / logits.shape[0]
+  n_pos = jnp.maximum(jnp.sum(t), 1.0)
+  n_neg = jnp.maximum(jnp.sum(1.0 - t), 1.0)
+  return bce * (t / n_pos + (1.0 - t) / n_neg)
+
+
+def mutual_smoothness_terms(probs: ArrayLike, partner: ArrayLike, is_pair: ArrayLike, *,
+                            kind: str = "mae") -> jax.Array:
+  r"""Per-example terms of FUN-AD's mutual smoothness loss; their SUM is the loss.
+
+  For each mutual-nearest-neighbour pair (i, j), listed once (row i, `partner[i] = j`,
+  `is_pair[i]`), with :math:`m_{ij} = (p_i + p_j)/2`:
+
+  .. math::
+    L_{ms} = \tfrac12\Big[\operatorname{mean}_{(i,j)} g(p_i, m_{ij})
+             + \operatorname{mean}_{(i,j)} g(p_j, m_{ij})\Big]
+
+  with g = |a - b| ('mae', the reference's `oto_loss=mae`; then
+  :math:`L_{ms} = \tfrac12\operatorname{mean}|p_i - p_j|`) or g = (a - b)^2 ('mse',
+  :math:`\tfrac14\operatorname{mean}(p_i - p_j)^2`). Gradients reach both p_i and p_j.
+  No pair gives 0.
+
+  Args:
+    probs: `[batch]` clean-input predictions p = sigmoid(logit).
+    partner: `[batch]` int index of each row's nearest neighbour.
+    is_pair: `[batch]` bool, True on the first row of each mutual pair.
+    kind: 'mae' | 'mse'.
+
+  Returns:
+    `[batch]` terms (non-zero on pair rows only).
+
+  References:
+    Im, Son, Hong, WACV 2025 (arXiv 2411.16110).
+  """
+  p = jnp.asarray(probs)
+  q = p[jnp.asarray(partner)]
+  m = 0.5 * (p + q)
+  if kind == "mae":
+    g = jnp.abs(p - m) + jnp.abs(q - m)
+  elif kind == "mse":
+    g = jnp.square(p - m) + jnp.square(q - m)
+  else:
+    raise ValueError(f"mutual smoothness kind={kind!r}; expected 'mae' or 'mse'")
+  pair = jnp.asarray(is_pair).astype(p.dtype)
+  return 0.5 * pair * g / jnp.maximum(jnp.sum(pair), 1.0)

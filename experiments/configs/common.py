@@ -141,6 +141,33 @@ def get_config() -> ml_collections.ConfigDict:
   c.feawad.norm_epsilon = 1e-3         # Keras BatchNormalization
   c.feawad.norm_momentum = 0.99
 
+  # FUN-AD (methods.md 8; ssadjax/methods/funad.py), per row instead of per image patch.
+  # Fully unsupervised: run with la=0 (labels, when given, are known positives).
+  c.funad = ml_collections.ConfigDict()
+  c.funad.adaptor_dim = 0              # 0 = input_dim (the reference: 1536 -> 1536)
+  c.funad.hidden_dims = (1024, 128)    # discriminator
+  c.funad.negative_slope = 0.2
+  c.funad.batch_size = 32
+  c.funad.num_epochs = 30              # reference 1500 (200 in code) on ~10 steps/epoch images
+  c.funad.learning_rate = 1e-3         # reference 2e-5 underfits rows (notes); RMSprop, mom. 0.2
+  c.funad.rms_decay = 0.99
+  c.funad.rms_eps = 1e-8
+  c.funad.momentum = 0.2
+  c.funad.bank_period = 1              # steps between memory-bank rebuilds (1 = reference)
+  c.funad.bank_ratio = 0.5             # random fraction of the candidate normals in the bank
+  c.funad.candidate_threshold = 0.5    # normalised train score below this = candidate normal
+  c.funad.tau = 0.5                    # pseudo-label 1 where normalised distance > tau
+  c.funad.tau_noise = 0.9              # Gaussian perturbation for tau < d < tau_noise
+  c.funad.zero_threshold = 0.01        # squared distances below this count as 0 (self match)
+  c.funad.self_match = "threshold"     # threshold (reference) | index (exclude own row)
+  c.funad.gaussian = True              # --gaussian
+  c.funad.balanced = True              # --balancing
+  c.funad.ms_weight = 2.5              # mutual smoothness weight (README; code default 0)
+  c.funad.ms_kind = "mae"              # mae (reference oto_loss) | mse
+  c.funad.use_labels = True            # labelled anomalies (la > 0): positives, never in bank
+  c.funad.score = "logit"              # logit | prob (same ranking up to float saturation)
+  c.funad.knn_block = 4096             # rows per block (nearest neighbours, full-set forward)
+
   c.anoonly = ml_collections.ConfigDict()
   c.anoonly.empty_batch = "zero_grad"  # zero_grad (reference) | skip | ensure_anomaly
 

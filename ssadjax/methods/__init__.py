@@ -5,6 +5,7 @@ import functools
 from ssadjax.methods import anoonly, deepsad
 from ssadjax.methods import devnet, feawad
 from ssadjax.methods import prenet
+from ssadjax.methods import funad
 from ssadjax.methods.base import Method, Sampler, TrainData, make_train_data
 
 FACTORIES = {
@@ -14,6 +15,7 @@ FACTORIES = {
     "devnet": devnet.make_method,
     "feawad": feawad.make_method,
     "prenet": prenet.make_method,
+    "funad": funad.make_method,  # fully unsupervised; refuses AnoOnly itself
 }
 
 # Methods that cannot use labelled anomalies, hence have no AnoOnly variant.
