@@ -139,8 +139,17 @@ class MetricsLog:
 
 def prepare_splits(config, seeds):
   """Loads the dataset once and applies the ADBench protocol with one numpy Generator per
-  seed (each seed has its own split, as ADBench's repetitions)."""
-  x, y = data_lib.load_dataset(config.dataset, config.data_dir or None)
+  seed (each seed has its own split, as ADBench's repetitions).
+
+  Image datasets ([n, h, w, c]) go through the protocol as images and are flattened to
+  [n, h*w*c] at the end: the engine works on 2-D arrays and the LeNet encoders reshape."""
+  import dataclasses
+  d = config.data
+  x, y = data_lib.load_dataset(
+      config.dataset, config.data_dir or None, tfds_dir=d.get("tfds_dir", "") or None,
+      image_split=d.get("image_split", "train"),
+      image_anomaly_ratio=d.get("image_anomaly_ratio", 0.05),
+      tfds_download=d.get("tfds_download", False))
   splits = []
   for seed in seeds:
     split = data_lib.adbench_splits(
@@ -150,7 +159,17 @@ def prepare_splits(config, seeds):
         upsample_threshold=config.data.upsample_threshold,
         downsample_threshold=config.data.downsample_threshold,
         minmax=config.data.minmax, normal_clean=config.data.normal_clean,
-        label_contamination=config.data.label_contamination)
+        label_contamination=config.data.label_contamination,
+        realistic_synthetic_mode=d.get("realistic_synthetic_mode", "") or None,
+        alpha=d.get("alpha", 5.0), percentage=d.get("percentage", 0.1),
+        global_bounds=d.get("global_bounds", "adbench"),
+        noise_type=d.get("noise_type", "") or None,
+        duplicate_times=d.get("duplicate_times", 2), noise_ratio=d.get("noise_ratio", 0.05),
+        minmax_scope=d.get("minmax_scope", "auto"))
+    if split.x_train.ndim > 2:
+      split = dataclasses.replace(
+          split, x_train=split.x_train.reshape(split.x_train.shape[0], -1),
+          x_test=split.x_test.reshape(split.x_test.shape[0], -1))
     splits.append(split)
   return splits
 

@@ -4,14 +4,20 @@ Order of operations (methods.md 1.3; it fixes what the random stream is spent on
 
   (a) resample: n < upsample_threshold -> upsample_threshold rows drawn with replacement;
       n > downsample_threshold -> downsample_threshold rows drawn without replacement;
+  (a2) optional realistic synthetic anomalies (realistic.py): the rows are replaced;
+  (a3) optional noise 'irrelevant_features' (noise.py): uniform-noise columns added;
   (b) stratified shuffled split, ceil(test_size * n) test rows, class shares preserved;
-  (c) optional label contamination: flip int(n_train * r) train labels 0 <-> 1;
-  (d) min-max scaling fitted on the train split only, applied to both splits;
+  (b2) optional noise 'duplicated_anomalies': train, then test, anomalies resampled;
+  (c) optional label contamination: flip int(n_train * r) train labels 0 <-> 1
+      (`label_contamination=r`, or `noise_type='label_contamination'` with `noise_ratio=r`);
+  (d) min-max scaling fitted on the train split only, applied to both splits
+      (per feature; for images [n, h, w, c] per pixel or one global range, `minmax_scope`);
   (e) choose the labelled anomalies among the (possibly flipped) train positives;
   (f) semi-supervised labels; optionally (`normal_clean`) drop the unlabelled anomalies.
 
 All randomness comes from the `np.random.Generator` passed in, so a seed reproduces the
-splits exactly. It does not reproduce ADBench's own splits (which use the global numpy
+splits exactly. The optional steps draw from it only when they are enabled, so enabling none
+of them gives exactly the splits of the plain protocol. It does not reproduce ADBench's own splits (which use the global numpy
 stream and sklearn), only their distribution.
 
 Row order: train rows stay in shuffled order. AnoOnly returns them re-ordered as
@@ -28,7 +34,11 @@ import numbers
 
 import numpy as np
 
+from ssadjax.data import noise as noise_lib
+from ssadjax.data import realistic as realistic_lib
 from ssadjax.data.adbench import DatasetError
+
+MINMAX_SCOPES = ("auto", "feature", "global")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +46,8 @@ class Splits:
   """Train/test arrays produced by `adbench_splits`.
 
   Attributes:
-    x_train: float32 [n_train, d], min-max scaled with train statistics.
+    x_train: float32 [n_train, d] (or [n_train, h, w, c] for images), min-max scaled with
+      train statistics.
     semi_labels: int32 [n_train], 1 = labelled anomaly, 0 = unlabelled (what training sees).
     train_labels: int32 [n_train], the TRUE labels of the train rows (before any label
       contamination flip); for evaluation/diagnostics only, never for training.
@@ -45,7 +56,8 @@ class Splits:
     label_flipped: bool [n_train], rows whose label the contamination step flipped; the
       labels the protocol acted on are `train_labels ^ label_flipped`. All False if None.
     train_index, test_index: int64 row indices into the `x` given to `adbench_splits`
-      (through any resampling, so duplicates share an index), or None.
+      (through any resampling, so duplicates share an index), or None (always None under
+      realistic synthetic anomalies, whose rows are not input rows).
   """
   x_train: np.ndarray
   semi_labels: np.ndarray
@@ -85,7 +97,7 @@ class Splits:
     return {
         "n_train": int(self.x_train.shape[0]),
         "n_test": int(self.x_test.shape[0]),
-        "dim": int(self.x_train.shape[1]),
+        "dim": int(np.prod(self.x_train.shape[1:])),
         "n_labelled": int(labelled.sum()),
         "n_unlabelled": int((~labelled).sum()),
         "n_train_anomalies": int(true_anomaly.sum()),
@@ -169,11 +181,21 @@ def adbench_splits(
     minmax: bool = True,
     normal_clean: bool = False,
     label_contamination: float = 0.0,
+    realistic_synthetic_mode: str | None = None,
+    alpha: float = realistic_lib.ALPHA,
+    percentage: float = realistic_lib.PERCENTAGE,
+    global_bounds: str = "adbench",
+    noise_type: str | None = None,
+    duplicate_times: float = 2,
+    noise_ratio: float = 0.05,
+    minmax_scope: str = "auto",
+    max_components: int = realistic_lib.MAX_COMPONENTS,
+    dependency_max_features: int = realistic_lib.DEPENDENCY_MAX_FEATURES,
 ) -> Splits:
   """ADBench's semi-supervised train/test protocol (see the module docstring for the steps).
 
   Args:
-    x: [n, d] features (any real dtype). y: [n] true labels in {0, 1}.
+    x: [n, d] features (any real dtype), or images [n, h, w, c]. y: [n] labels in {0, 1}.
     rng: the only source of randomness.
     la: labelled anomalies, a float ratio in [0, 1] of the train anomalies or an int count.
     at_least_one_labeled: ratio rounding, ceil (True, ADBench's pipelines) or int (False).
@@ -183,6 +205,15 @@ def adbench_splits(
     normal_clean: AnoOnly's option: remove the unlabelled train anomalies (as the protocol
       sees them, i.e. after any contamination flip) so the unlabelled set is all normal.
     label_contamination: fraction r in [0, 1) of train labels flipped before labelling.
+    realistic_synthetic_mode: None/'' or local | global | cluster | dependency (realistic.py),
+      with `alpha` (local/cluster), `percentage` and `global_bounds` ('adbench' reproduces
+      ADBench's asymmetric min(1+p)..max(1+p), 'symmetric' widens by p * range),
+      `max_components` (BIC search) and `dependency_max_features`.
+    noise_type: None/'' or duplicated_anomalies (`duplicate_times`) | irrelevant_features
+      (`noise_ratio`) | label_contamination (`noise_ratio`; same as label_contamination=r).
+    minmax_scope: 'feature' (per column / per pixel), 'global' (one min and max over all
+      train values, e.g. 0..255 pixels -> 0..1) or 'auto' (feature for 2-D x, global for
+      images).
 
   Returns:
     `Splits`. Raises DatasetError if a split lacks a class or `la` is invalid.
@@ -196,11 +227,28 @@ def adbench_splits(
     raise DatasetError(f"upsample_threshold ({upsample_threshold}) > downsample_threshold "
                        f"({downsample_threshold}).")
   x, y = np.asarray(x), np.asarray(y)
-  if x.ndim != 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
-    raise DatasetError(f"Expected x [n, d] and y [n], got {x.shape} and {y.shape}.")
+  if x.ndim < 2 or y.ndim != 1 or x.shape[0] != y.shape[0]:
+    raise DatasetError(f"Expected x [n, d] (or [n, h, w, c]) and y [n], got {x.shape} and "
+                       f"{y.shape}.")
   if not np.all(np.isin(y, [0, 1])):
     raise DatasetError(f"y must be binary, found values {np.unique(y)[:10].tolist()}.")
   y = y.astype(np.int32)
+  realistic_synthetic_mode = realistic_lib.check_mode(realistic_synthetic_mode)
+  noise_type = noise_lib.check_noise_type(noise_type)
+  if minmax_scope not in MINMAX_SCOPES:
+    raise DatasetError(f"minmax_scope={minmax_scope!r}; expected one of {MINMAX_SCOPES}.")
+  if noise_type == "label_contamination":
+    if label_contamination not in (0.0, noise_ratio):
+      raise DatasetError(f"label_contamination={label_contamination} conflicts with "
+                         f"noise_type='label_contamination' and noise_ratio={noise_ratio}.")
+    label_contamination = noise_ratio
+    if not 0.0 <= label_contamination < 1.0:
+      raise DatasetError(f"noise_ratio must be in [0, 1), got {noise_ratio}.")
+  if noise_type == "duplicated_anomalies" and not duplicate_times > 0:
+    raise DatasetError(f"duplicate_times must be > 0, got {duplicate_times}.")
+  if x.ndim > 2 and (realistic_synthetic_mode or noise_type == "irrelevant_features"):
+    raise DatasetError(f"realistic synthetic anomalies and irrelevant_features need tabular "
+                       f"x [n, d]; got images of shape {x.shape}.")
 
   # (a) Resampling, done on indices so the result can be traced back to input rows.
   index = np.arange(x.shape[0])
@@ -214,12 +262,26 @@ def adbench_splits(
   y_all = y[index]
   n = index.shape[0]
 
+  # From here on `rows[i]` is row i of the data set the protocol works on and `origin[i]`
+  # the input row it came from (None once realistic synthetic rows replace the data).
+  rows, origin = x[index], index
+
+  # (a2) Realistic synthetic anomalies replace the rows (same class counts).
+  if realistic_synthetic_mode is not None:
+    rows, y_all = realistic_lib.realistic_synthetic(
+        rows, y_all, realistic_synthetic_mode, rng, alpha=alpha, percentage=percentage,
+        global_bounds_mode=global_bounds, max_components=max_components,
+        dependency_max_features=dependency_max_features)
+    origin = None
+  # (a3) Irrelevant features: before the split, on all rows (the rows themselves are kept).
+  if noise_type == "irrelevant_features":
+    rows, _ = noise_lib.irrelevant_features(rows, noise_ratio, rng)
+
   # (b) Stratified split; sklearn's rounding: ceil(test_size * n) test rows.
   n_test = math.ceil(test_size * n)
   if n_test >= n:
     raise DatasetError(f"test_size={test_size} leaves no training rows out of {n}.")
   tr, te = _stratified_split(y_all, n_test, rng)
-  train_index, test_index = index[tr], index[te]
   train_labels, y_test = y_all[tr], y_all[te]
   for name, labels in (("training", train_labels), ("test", y_test)):
     if not labels.any():
@@ -229,6 +291,15 @@ def adbench_splits(
                          f"{y.shape[0]} rows).")
     if labels.all():
       raise DatasetError(f"The {name} split has no normal rows.")
+
+  # (b2) Duplicated anomalies, train then test (ADBench adds them to both splits).
+  if noise_type == "duplicated_anomalies":
+    keep = noise_lib.duplicated_anomalies_index(train_labels, duplicate_times, rng)
+    tr, train_labels = tr[keep], train_labels[keep]
+    keep = noise_lib.duplicated_anomalies_index(y_test, duplicate_times, rng)
+    te, y_test = te[keep], y_test[keep]
+  train_index = origin[tr] if origin is not None else None
+  test_index = origin[te] if origin is not None else None
 
   # (c) Label contamination: flip a uniform subset of train labels before labelling, so some
   # "labelled anomalies" may be normals and some anomalies hide as normals.
@@ -240,11 +311,13 @@ def adbench_splits(
   observed = np.where(label_flipped, 1 - train_labels, train_labels).astype(np.int32)
 
   # (d) Min-max scaling fitted on train only. float64 arithmetic, float32 storage.
-  x_train = x[train_index].astype(np.float64)
-  x_test = x[test_index].astype(np.float64)
+  x_train = rows[tr].astype(np.float64)
+  x_test = rows[te].astype(np.float64)
   if minmax:
-    lo = x_train.min(axis=0)
-    span = x_train.max(axis=0) - lo
+    scope = minmax_scope if minmax_scope != "auto" else ("feature" if rows.ndim == 2 else "global")
+    axis = 0 if scope == "feature" else None
+    lo = x_train.min(axis=axis)
+    span = x_train.max(axis=axis) - lo
     # Constant train column: divide by 1, not 0 (as sklearn's MinMaxScaler); train values
     # become 0 and test values keep their offset from the train constant.
     span = np.where(span == 0, 1.0, span)
@@ -266,7 +339,8 @@ def adbench_splits(
     # normal_clean, minus the unlabelled (observed) anomalies.
     keep = (observed == 0) | (semi_labels == 1)
     x_train, semi_labels, train_labels = x_train[keep], semi_labels[keep], train_labels[keep]
-    label_flipped, train_index = label_flipped[keep], train_index[keep]
+    label_flipped = label_flipped[keep]
+    train_index = train_index[keep] if train_index is not None else None
 
   return Splits(
       x_train=x_train.astype(np.float32),
@@ -275,6 +349,6 @@ def adbench_splits(
       x_test=x_test.astype(np.float32),
       y_test=y_test.astype(np.int32),
       label_flipped=label_flipped,
-      train_index=train_index.astype(np.int64),
-      test_index=test_index.astype(np.int64),
+      train_index=train_index.astype(np.int64) if train_index is not None else None,
+      test_index=test_index.astype(np.int64) if test_index is not None else None,
   )

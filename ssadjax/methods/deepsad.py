@@ -16,9 +16,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ssadjax import data as data_lib
 from ssadjax import losses
 from ssadjax.methods import base
 from ssadjax.models import MLPAutoencoder, MLPDecoder, MLPEncoder
+from ssadjax.models import lenet
 from ssadjax.norm import NormPolicy, stats_mask
 
 
@@ -79,7 +81,13 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
   del insert_norm
   hp = cfg.deepsad
   policy = NormPolicy.from_config(cfg.norm)
-  encoder = MLPEncoder(hidden_dims=tuple(hp.hidden_dims), rep_dim=hp.rep_dim, norm=policy)
+  # deepsad.encoder: mlp | lenet_mnist | lenet_cifar | auto (LeNet for image datasets).
+  encoder = lenet.make_encoder(
+      hp.get("encoder", "mlp"), input_dim=input_dim,
+      image_shape=data_lib.feature_shape(cfg.get("dataset", "") or ""), norm=policy,
+      mlp_hidden_dims=hp.hidden_dims, mlp_rep_dim=hp.rep_dim)
+  if hp.pretrain_epochs > 0 and not isinstance(encoder, MLPEncoder):
+    raise ValueError("deepsad.pretrain_epochs > 0 needs the MLP encoder (no LeNet decoder)")
   batch_size = hp.batch_size
   if num_train < batch_size:
     raise ValueError(f"deepsad.batch_size={batch_size} exceeds the {num_train} training rows")
