@@ -20,7 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from ssadjax import engine, methods, parallel
-from ssadjax.data.adbench import DatasetError, check_magnitude
+from ssadjax.data.adbench import DatasetError, validate_x
 
 try:  # scikit-learn is optional: with it, detectors are full sklearn estimators
   from sklearn.base import BaseEstimator as _SklearnBase
@@ -35,26 +35,11 @@ def default_config() -> ml_collections.ConfigDict:
 
 
 def _validate_x(x, where: str, *, num_features: int | None = None) -> np.ndarray:
-  x = np.asarray(x)
-  if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-    raise DatasetError(f"{where}: X must be numeric, got dtype {x.dtype}.")
-  if x.ndim != 2:
-    raise DatasetError(f"{where}: X must be 2-D (rows x features), got shape {x.shape}.")
-  if x.shape[0] == 0 or x.shape[1] == 0:
-    raise DatasetError(f"{where}: X is empty (shape {x.shape}).")
-  if num_features is not None and x.shape[1] != num_features:
-    raise DatasetError(f"{where}: X has {x.shape[1]} features, the detector was fitted on "
+  """The data layer's X rules (one row suffices to score), plus the fitted width."""
+  x32 = validate_x(x, where=where, min_rows=1)
+  if num_features is not None and x32.shape[1] != num_features:
+    raise DatasetError(f"{where}: X has {x32.shape[1]} features, the detector was fitted on "
                        f"{num_features}.")
-  n_bad = int(x.size - np.count_nonzero(np.isfinite(x)))
-  if n_bad:
-    raise DatasetError(f"{where}: X has {n_bad} non-finite value(s) (NaN or inf).")
-  with np.errstate(over="ignore"):
-    x32 = x.astype(np.float32)
-  if not np.all(np.isfinite(x32)):
-    raise DatasetError(f"{where}: values of X overflow float32.")
-  check_magnitude(x32, where)
-  if x32.shape[0] > 1 and np.all(x32 == x32[:1]):
-    raise DatasetError(f"{where}: every feature of X is constant; nothing can be learnt.")
   return x32
 
 

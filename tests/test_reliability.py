@@ -88,7 +88,7 @@ def _huge(x, y):
 BAD_EXPERIMENTS = {
     "nan in X": (_xy(_nan), "non-finite"),
     "inf in X": (_xy(_inf), "non-finite"),
-    "empty X": (_xy(lambda x, y: (x[:0], y[:0])), "only 0 rows"),
+    "empty X": (_xy(lambda x, y: (x[:0], y[:0])), "X is empty"),
     "one row": (_xy(lambda x, y: (x[:1], y[:1])), "only 1 rows"),
     "one class only": (_xy(lambda x, y: (x, np.zeros_like(y))), "no anomalies"),
     "all anomalies": (_xy(lambda x, y: (x, np.ones_like(y))), "no normal"),

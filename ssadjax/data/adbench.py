@@ -125,32 +125,25 @@ def check_magnitude(x: np.ndarray, where: str) -> None:
                        "data.")
 
 
-def validate_xy(x: np.ndarray, y: np.ndarray, *, where: str = "data"
-                ) -> tuple[np.ndarray, np.ndarray]:
-  """Checks an (X, y) pair and returns it as float32 [n, d] / int32 [n]; `where` names the source."""
-  x, y = np.asarray(x), np.asarray(y)
+def validate_x(x, *, where: str = "data", min_rows: int = MIN_ROWS) -> np.ndarray:
+  """Checks a feature matrix and returns it as float32 [n, d]; `where` names the source.
+
+  One set of rules for every entry point (files, experiments, estimators): 2-D, real and
+  numeric, enough rows, finite, representable in float32 with squares that do not
+  overflow, and not constant everywhere.
+  """
+  x = np.asarray(x)
   if x.ndim != 2:
     raise DatasetError(f"{where}: X must be 2-D (rows x features), got shape {x.shape}.")
   if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
     raise DatasetError(f"{where}: X must be numeric, got dtype {x.dtype}.")
   if np.iscomplexobj(x):
     raise DatasetError(f"{where}: X must be real, got dtype {x.dtype}.")
-  if y.ndim != 1:
-    raise DatasetError(f"{where}: y must be 1-D, got shape {y.shape}.")
-  if y.shape[0] != x.shape[0]:
-    raise DatasetError(f"{where}: X has {x.shape[0]} rows but y has {y.shape[0]} labels.")
-  if x.shape[0] < MIN_ROWS:
-    raise DatasetError(f"{where}: only {x.shape[0]} rows; at least {MIN_ROWS} are needed.")
-  if x.shape[1] < 1:
-    raise DatasetError(f"{where}: X has no features (shape {x.shape}).")
-  if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
-    raise DatasetError(f"{where}: y must be numeric 0/1 labels, got dtype {y.dtype}.")
-  values = np.unique(y)
-  if not np.all(np.isin(values, [0, 1])):
-    shown = values[:10].tolist()
-    more = f" (and {values.size - 10} more)" if values.size > 10 else ""
-    raise DatasetError(f"{where}: y must be binary (0 = normal, 1 = anomaly), "
-                       f"found distinct values {shown}{more}.")
+  if x.shape[0] == 0 or x.shape[1] == 0:
+    raise DatasetError(f"{where}: X is empty (shape {x.shape}); at least {min_rows} rows and "
+                       "one feature are needed.")
+  if x.shape[0] < min_rows:
+    raise DatasetError(f"{where}: only {x.shape[0]} rows; at least {min_rows} are needed.")
   n_bad = int(x.size - np.count_nonzero(np.isfinite(x)))
   if n_bad:
     raise DatasetError(f"{where}: X has {n_bad} non-finite value(s) (NaN or inf).")
@@ -162,6 +155,28 @@ def validate_xy(x: np.ndarray, y: np.ndarray, *, where: str = "data"
   check_magnitude(x32, where)
   if x32.shape[0] > 1 and np.all(x32 == x32[:1]):
     raise DatasetError(f"{where}: every feature of X is constant; nothing can be learnt.")
+  return x32
+
+
+def validate_xy(x: np.ndarray, y: np.ndarray, *, where: str = "data"
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """Checks an (X, y) pair and returns it as float32 [n, d] / int32 [n]; `where` names the source."""
+  x, y = np.asarray(x), np.asarray(y)
+  if x.ndim != 2:
+    raise DatasetError(f"{where}: X must be 2-D (rows x features), got shape {x.shape}.")
+  if y.ndim != 1:
+    raise DatasetError(f"{where}: y must be 1-D, got shape {y.shape}.")
+  if y.shape[0] != x.shape[0]:
+    raise DatasetError(f"{where}: X has {x.shape[0]} rows but y has {y.shape[0]} labels.")
+  x32 = validate_x(x, where=where)
+  if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
+    raise DatasetError(f"{where}: y must be numeric 0/1 labels, got dtype {y.dtype}.")
+  values = np.unique(y)
+  if not np.all(np.isin(values, [0, 1])):
+    shown = values[:10].tolist()
+    more = f" (and {values.size - 10} more)" if values.size > 10 else ""
+    raise DatasetError(f"{where}: y must be binary (0 = normal, 1 = anomaly), "
+                       f"found distinct values {shown}{more}.")
   y32 = y.astype(np.int32)
   n_anomalies = int(y32.sum())
   if n_anomalies == 0:
