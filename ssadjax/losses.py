@@ -310,3 +310,173 @@ def mutual_smoothness_terms(probs: ArrayLike, partner: ArrayLike, is_pair: Array
     raise ValueError(f"mutual smoothness kind={kind!r}; expected 'mae' or 'mse'")
   pair = jnp.asarray(is_pair).astype(p.dtype)
   return 0.5 * pair * g / jnp.maximum(jnp.sum(pair), 1.0)
+
+
+def flow_log_likelihood(z: ArrayLike, log_det: ArrayLike, *,
+                        per_dimension: bool = True) -> jax.Array:
+  r"""Normalising-flow log-likelihood under a standard normal base density.
+
+  .. math::
+    \log p(e) = -\tfrac{C}{2}\ln 2\pi - \tfrac12\|z\|^2 + \log|\det J|,
+    \qquad \ell = \log p(e) / C \text{ (per dimension)}
+
+  Args:
+    z: `[batch, C]` flow outputs.
+    log_det: `[batch]` log-determinants of the flow's Jacobian at each input.
+    per_dimension: divide by C (BGAD's losses and score use the per-dimension value).
+
+  Returns:
+    `[batch]` log-likelihoods.
+  """
+  z = jnp.asarray(z)
+  dim = z.shape[-1]
+  logp = -0.5 * dim * jnp.log(2.0 * jnp.pi) - 0.5 * jnp.sum(jnp.square(z), -1) + log_det
+  return logp / dim if per_dimension else logp
+
+
+def safe_masked_mean(values: ArrayLike, mask: ArrayLike) -> jax.Array:
+  """Mean of `values` over `mask`; 0 (value and gradient) when the mask is empty, where
+  PyTorch's mean of an empty tensor is NaN (methods.md pitfall 28)."""
+  values, mask = jnp.asarray(values), jnp.asarray(mask, bool)
+  total = jnp.sum(jnp.where(mask, values, 0.0))
+  return total / jnp.maximum(jnp.sum(mask), 1).astype(values.dtype)
+
+
+def bgad_boundaries(loglik: ArrayLike, normal_mask: ArrayLike, *, beta: float = 0.05,
+                    tau: float = 0.1, normalizer: float = 10.0) -> tuple[jax.Array, jax.Array]:
+  r"""BGAD's explicit boundaries from the normal log-likelihoods (detached).
+
+  .. math::
+    b_n = \ell^{\uparrow}_{(\lfloor \beta N_n \rfloor)} / \kappa, \qquad b_a = b_n - \tau
+
+  where :math:`\ell^{\uparrow}` are the per-dimension log-likelihoods of the `N_n`
+  rows in `normal_mask` sorted ascending (0-based index), :math:`\kappa` the normaliser.
+
+  Args:
+    loglik: `[batch]` per-dimension log-likelihoods.
+    normal_mask: `[batch]` bool, the rows the normal distribution is estimated from
+      (unlabelled rows in the semi-supervised setting). With no such row, all rows are
+      used.
+    beta: quantile (`pos_beta`; 0.05 in the reference config, 0.01 in its README).
+    tau: margin between the normal and the abnormal boundary (`margin_tau`).
+    normalizer: kappa (10).
+
+  Returns:
+    `(b_n, b_a)` scalars without gradient.
+
+  References:
+    Yao et al., "Explicit Boundary Guided Semi-Push-Pull Contrastive Learning for
+    Supervised Anomaly Detection", CVPR 2023 (methods.md 7.3).
+  """
+  loglik = jax.lax.stop_gradient(jnp.asarray(loglik))
+  normal_mask = jnp.asarray(normal_mask, bool)
+  normal_mask = jnp.where(jnp.any(normal_mask), normal_mask, True)
+  count = jnp.sum(normal_mask)
+  ordered = jnp.sort(jnp.where(normal_mask, loglik, jnp.inf))
+  index = jnp.clip(jnp.floor(beta * count).astype(jnp.int32), 0, count - 1)
+  b_n = ordered[index] / normalizer
+  return b_n, b_n - tau
+
+
+def bgad_focal_weights(loglik: ArrayLike, semi_labels: ArrayLike, *,
+                       normal_alpha: float = 11.7, normal_gamma: float = 0.5,
+                       normal_threshold: float = -0.2, anomaly_alpha: float = 0.53,
+                       anomaly_gamma: float = 2.0, anomaly_threshold: float = -1.0,
+                       normalizer: float = 10.0, eps: float = 1e-12) -> jax.Array:
+  r"""BGAD's asymmetric focal weights (`--focal_weighting`), detached.
+
+  With :math:`u = \ell/\kappa`: normal rows get 1 if :math:`u > -0.2`, else
+  :math:`11.7\,(1-e^{u})^{0.5}\,|u|` (more weight on low-likelihood normals);
+  anomalies get 1 if :math:`u \le -1`, else :math:`0.53\,(1+e^{u})^{2}/|u|` (more
+  weight on high-likelihood anomalies; |u| is floored at `eps`).
+
+  Args:
+    loglik: `[batch]` per-dimension log-likelihoods.
+    semi_labels: `[batch]` 1 = labelled anomaly, 0 = unlabelled (normal).
+
+  Returns:
+    `[batch]` non-negative weights without gradient.
+  """
+  u = jax.lax.stop_gradient(jnp.asarray(loglik)) / normalizer
+  p = jnp.exp(jnp.minimum(u, 0.0))  # exp(u) on the branches where it is used
+  normal_w = jnp.where(
+      u > normal_threshold, 1.0,
+      normal_alpha * jnp.power(jnp.maximum(1.0 - p, 0.0), normal_gamma) * jnp.abs(u))
+  anomaly_w = jnp.where(
+      u <= anomaly_threshold, 1.0,
+      anomaly_alpha * jnp.power(1.0 + jnp.exp(jnp.minimum(u, 50.0)), anomaly_gamma)
+      / jnp.maximum(jnp.abs(u), eps))
+  return jnp.where(jnp.asarray(semi_labels) == 1, anomaly_w, normal_w)
+
+
+def bgad_push_pull(loglik: ArrayLike, semi_labels: ArrayLike, b_n: ArrayLike,
+                   b_a: ArrayLike, *, normalizer: float = 10.0
+                   ) -> tuple[jax.Array, jax.Array]:
+  r"""Per-example semi-push-pull hinge terms and the rows that enter the means.
+
+  With :math:`\tilde\ell = \ell/\kappa`: a normal row i contributes
+  :math:`b_n - \tilde\ell_i` if :math:`\tilde\ell_i \le b_n` (pulled up to the normal
+  boundary), an anomaly j contributes :math:`\tilde\ell_j - b_a` if
+  :math:`\tilde\ell_j \ge b_a` (pushed below the abnormal boundary); everything else
+  contributes nothing.
+
+  Args:
+    loglik: `[batch]` per-dimension log-likelihoods.
+    semi_labels: `[batch]` 1 = labelled anomaly, 0 = unlabelled (normal).
+    b_n, b_a: scalar boundaries from :func:`bgad_boundaries`.
+    normalizer: kappa.
+
+  Returns:
+    `(terms [batch] >= 0, active [batch] bool)`; the reference averages the normal and
+    the anomaly terms separately over their active rows (:func:`safe_masked_mean`).
+  """
+  scaled = jnp.asarray(loglik) / normalizer
+  is_anomaly = jnp.asarray(semi_labels) == 1
+  active = jnp.where(is_anomaly, scaled >= b_a, scaled <= b_n)
+  terms = jnp.where(is_anomaly, scaled - b_a, b_n - scaled)
+  return jnp.where(active, terms, 0.0), active
+
+
+def bgad_loss_contributions(loglik: ArrayLike, semi_labels: ArrayLike, *,
+                            beta: float = 0.05, tau: float = 0.1,
+                            normalizer: float = 10.0, push_pull_weight: float = 1.0,
+                            focal_weighting: bool = False) -> jax.Array:
+  r"""Per-example contributions to BGAD's mini-batch loss; their **sum** is the loss.
+
+  .. math::
+    L = \operatorname*{mean}_{i \in N} w_i\,[-\log\sigma(\ell_i)]
+      + \lambda\,\mathbb 1[A \ne \emptyset]\Big(
+        \operatorname*{mean}_{i \in N,\ \tilde\ell_i \le b_n} w_i (b_n - \tilde\ell_i)
+      + \operatorname*{mean}_{j \in A,\ \tilde\ell_j \ge b_a} w_j (\tilde\ell_j - b_a)\Big)
+
+  N = unlabelled rows (normal), A = labelled anomalies, boundaries from
+  :func:`bgad_boundaries` over N, w = :func:`bgad_focal_weights` or 1. A batch without
+  anomalies gets the maximum-likelihood term only (the reference's normal-only chunks).
+  Empty means are 0 with zero gradients (pitfall 28). Contribution of row i is its
+  term divided by the size of the set it is averaged over, so that
+  `sum(contributions)` = L, and `sum` over the anomalies = :math:`\lambda L_a`.
+
+  Args:
+    loglik: `[batch]` per-dimension log-likelihoods.
+    semi_labels: `[batch]` 1 = labelled anomaly, 0 = unlabelled.
+    beta, tau, normalizer: see :func:`bgad_boundaries`.
+    push_pull_weight: lambda (1).
+    focal_weighting: the reference's `--focal_weighting`.
+
+  Returns:
+    `[batch]` contributions.
+  """
+  loglik = jnp.asarray(loglik)
+  is_anomaly = jnp.asarray(semi_labels) == 1
+  is_normal = ~is_anomaly
+  has_anomaly = jnp.any(is_anomaly)
+  weights = (bgad_focal_weights(loglik, semi_labels, normalizer=normalizer)
+             if focal_weighting else jnp.ones_like(loglik))
+  count = lambda m: jnp.maximum(jnp.sum(m), 1).astype(loglik.dtype)
+  ml = jnp.where(is_normal, weights * jax.nn.softplus(-loglik), 0.0) / count(is_normal)
+  b_n, b_a = bgad_boundaries(loglik, is_normal, beta=beta, tau=tau, normalizer=normalizer)
+  terms, active = bgad_push_pull(loglik, semi_labels, b_n, b_a, normalizer=normalizer)
+  normal_active, anomaly_active = active & is_normal, active & is_anomaly
+  spp = jnp.where(normal_active, weights * terms / count(normal_active), 0.0)
+  spp = spp + jnp.where(anomaly_active, weights * terms / count(anomaly_active), 0.0)
+  return ml + push_pull_weight * jnp.where(has_anomaly, spp, 0.0)

@@ -168,6 +168,29 @@ def get_config() -> ml_collections.ConfigDict:
   c.funad.score = "logit"              # logit | prob (same ranking up to float saturation)
   c.funad.knn_block = 4096             # rows per block (nearest neighbours, full-set forward)
 
+  # BGAD (methods.md 7; ssadjax/methods/bgad.py). Reference: the README MVTec command.
+  c.bgad = ml_collections.ConfigDict()
+  c.bgad.num_blocks = 8                # AllInOneBlocks per flow
+  c.bgad.clamp_alpha = 1.9             # soft clamp alpha * tanh(s)
+  c.bgad.subnet_ratio = 2.0            # subnet hidden width / input width
+  c.bgad.pos_beta = 0.01               # boundary quantile (README 0.01; config default 0.05)
+  c.bgad.margin_tau = 0.1              # b_a = b_n - tau
+  c.bgad.normalizer = 10.0             # kappa
+  c.bgad.push_pull_weight = 1.0        # lambda
+  c.bgad.focal_weighting = False       # README: on; off here (1/|u| blows up for u near 0, see notes)
+  c.bgad.batch_size = 128              # rows per step, labelled anomalies included
+  c.bgad.anomalies_per_batch = 16      # labelled anomalies per batch (with replacement)
+  c.bgad.learning_rate = 2e-4          # Adam
+  c.bgad.lr_decay_rate = 0.1           # cosine to lr * rate**3
+  c.bgad.lr_warm = True                # linear warm-up from lr/10 (correct progress, pitfall 27)
+  c.bgad.lr_warm_epochs = 2            # meta-epochs
+  c.bgad.meta_epochs = 25
+  c.bgad.sub_epochs = 1                # epochs per meta-epoch (reference 8 over image chunks; see notes)
+  c.bgad.ml_warmup = True              # meta-epoch 0: ML on unlabelled rows only (in init)
+  c.bgad.anoonly_ml_warmup = False     # keep that ML phase under AnoOnly (a loss on unlabelled rows)
+  c.bgad.norm_epsilon = 1e-5           # AnoOnly's inserted BatchNorm flow layer (PyTorch values)
+  c.bgad.norm_momentum = 0.9
+
   c.anoonly = ml_collections.ConfigDict()
   c.anoonly.empty_batch = "zero_grad"  # zero_grad (reference) | skip | ensure_anomaly
 

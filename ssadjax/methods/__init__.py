@@ -6,6 +6,7 @@ from ssadjax.methods import anoonly, deepsad
 from ssadjax.methods import devnet, feawad
 from ssadjax.methods import prenet
 from ssadjax.methods import funad
+from ssadjax.methods import bgad
 from ssadjax.methods.base import Method, Sampler, TrainData, make_train_data
 
 FACTORIES = {
@@ -16,6 +17,7 @@ FACTORIES = {
     "feawad": feawad.make_method,
     "prenet": prenet.make_method,
     "funad": funad.make_method,  # fully unsupervised; refuses AnoOnly itself
+    "bgad": bgad.make_method,
 }
 
 # Methods that cannot use labelled anomalies, hence have no AnoOnly variant.
