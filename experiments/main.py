@@ -32,9 +32,17 @@ def main(argv):
   if cache:
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    # Executables keyed by the resolved config: a warm start skips tracing too
+    # (ssadjax/program_cache.py); '' turns it off.
+    from ssadjax import program_cache
+    program_cache.set_directory(os.environ.get("SSADJAX_EXECUTABLE_CACHE",
+                                               cache.rstrip("/") + "-executables"))
   from ssadjax import experiment
   logging.getLogger("ssadjax").info("jax %s on %s", jax.__version__, jax.devices())
   experiment.train_and_evaluate(config, _WORKDIR.value)
+  if config.get("plot", "") and config.grid.strip() and parallel.is_main_process():
+    from experiments import plots  # matplotlib only when a figure is asked for
+    logging.getLogger("ssadjax").info("figure: %s", plots.make(_WORKDIR.value, config.plot))
 
 
 def _setup_logging():

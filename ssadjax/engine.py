@@ -18,6 +18,7 @@ import logging
 
 from ssadjax import checkpoint as ckpt
 from ssadjax import parallel
+from ssadjax import program_cache
 from ssadjax.methods.base import Method, TrainData
 
 log = logging.getLogger(__name__)
@@ -83,14 +84,19 @@ def train_step(method: Method, state: TrainState, batch: dict, key) -> tuple[Tra
 
 
 def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
-               data: TrainData, layout: parallel.Layout | None = None
-               ) -> tuple[TrainState, dict]:
+               data: TrainData, layout: parallel.Layout | None = None,
+               active_epochs=None) -> tuple[TrainState, dict]:
   """`num_epochs` epochs of one seed, starting at the epoch that `state.step` is in.
 
   Per-epoch state (e.g. a permutation) is computed once per epoch by the sampler. With a
   `layout`, every batch is constrained to be sharded over the 'data' mesh axis, so the
   step is data-parallel and BatchNorm statistics are global (synced).
-  Returns per-epoch means of the step metrics, each `[num_epochs]`.
+  With `active_epochs` (an int32 scalar, unbatched under vmap) only the first
+  `active_epochs` of the `num_epochs` slots train; the others leave the state untouched
+  (`lax.cond` on an unbatched predicate stays a real branch, nothing is computed), so
+  one compiled program of fixed length serves every chunk, the last partial one too.
+  Returns per-epoch means of the step metrics, each `[num_epochs]` (skipped slots: 0,
+  `first_bad_step` -1).
   """
   steps_per_epoch = method.steps_per_epoch
   train_key = seed_keys(seed)[2]
@@ -124,7 +130,18 @@ def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
           lambda new, old: jnp.where(improved, new, old), candidate, state.best))
     return state, metrics
 
-  return jax.lax.scan(epoch_body, state, None, length=num_epochs)
+  if active_epochs is None:
+    return jax.lax.scan(epoch_body, state, None, length=num_epochs)
+
+  def skipped(state):
+    zero = jnp.zeros((), jnp.float32)
+    return state, {"loss": zero, "updated": zero, "finite": zero,
+                   "first_bad_step": jnp.array(-1, jnp.int32)}
+
+  def slot(state, e):
+    return jax.lax.cond(e < active_epochs, lambda st: epoch_body(st, None), skipped, state)
+
+  return jax.lax.scan(slot, state, jnp.arange(num_epochs, dtype=jnp.int32))
 
 
 def stack_data(datas: list[TrainData]) -> TrainData:
@@ -147,9 +164,10 @@ class ProgressReporter:
     return {"steps_per_second": rate, "eta_seconds": eta}
 
 
-def _vmap(fn, layout):
+def _vmap(fn, layout, in_axes=0):
   """vmap over seeds; with a layout the seed axis is laid out over 'replica'."""
-  return jax.vmap(fn, spmd_axis_name="replica" if layout is not None else None)
+  return jax.vmap(fn, in_axes=in_axes,
+                  spmd_axis_name="replica" if layout is not None else None)
 
 
 def _to_host(tree):
@@ -160,10 +178,100 @@ def _to_host(tree):
   return jax.device_get(tree)
 
 
+# Compiled programs (init, chunk, score) kept for reuse within the process.
+#
+# What triggers a compile: a new (program key, program kind, static lengths, argument
+# shapes/dtypes, layout). The program key is the `program_key` given to fit/score (the
+# experiment runner passes its resolved method config, so cells, seed groups and repeated
+# runs with the same config and shapes share programs although every run builds a new
+# Method object), else the Method object itself (the same detector refitted). Seeds are
+# a runtime argument, the chunk program has one fixed length (the last partial chunk
+# skips slots with lax.cond), and the start epoch comes from `state.step`: none of them
+# recompiles. A program not found here is looked up in JAX's persistent compilation
+# cache when one is configured (experiments/main.py turns it on), and before that, for
+# keys given by the runner, in ssadjax.program_cache (no tracing at all on a hit).
+_PROGRAMS: dict = {}
+_MAX_PROGRAMS = 128
+program_stats = {"hits": 0, "compiles": 0, "loads": 0}
+
+
+def _avals_key(*trees):
+  leaves, treedef = jax.tree.flatten(trees)
+  def one(a):
+    shape = a.shape if hasattr(a, "shape") else np.shape(a)
+    return tuple(shape), str(getattr(a, "dtype", type(a)))
+  return treedef, tuple(one(a) for a in leaves)
+
+
+class _Same:
+  """Hashes and compares by identity; holds the object so that its id stays unique."""
+
+  def __init__(self, obj):
+    self.obj = obj
+
+  def __hash__(self):
+    return id(self.obj)
+
+  def __eq__(self, other):
+    return isinstance(other, _Same) and other.obj is self.obj
+
+
+def _program_owner(method, program_key):
+  return _Same(method) if program_key is None else program_key
+
+
+def _layout_key(layout):
+  if layout is None:
+    return None
+  mesh = layout.mesh
+  return (mesh.axis_names, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
+
+
+def _compiled(key, lower: Callable[[], Any]):
+  """The compiled program for `key`, from `lower().compile()` on a miss; returns
+  (program, seconds spent compiling here)."""
+  program = _PROGRAMS.get(key)
+  if program is not None:
+    program_stats["hits"] += 1
+    _PROGRAMS[key] = _PROGRAMS.pop(key)  # most recently used last
+    return program, 0.0
+  t = time.perf_counter()
+  # Keys that start with a config string (the experiment runner's) mean the same program
+  # in every process: they may also be kept on disk, skipping tracing (program_cache).
+  stable = isinstance(key[0][0], str)
+  program = program_cache.load(key) if stable else None
+  if program is None:
+    program = lower().compile()
+    program_stats["compiles"] += 1
+    if stable:
+      program_cache.store(key, program)
+  else:
+    program_stats["loads"] += 1
+  while len(_PROGRAMS) >= _MAX_PROGRAMS:
+    _PROGRAMS.pop(next(iter(_PROGRAMS)))
+  _PROGRAMS[key] = program
+  return program, time.perf_counter() - t
+
+
+def clear_program_cache() -> None:
+  _PROGRAMS.clear()
+
+
+def _as_float32(tree):
+  """Host floating arrays -> float32 (a float64 numpy input would otherwise make JAX
+  pick float64 under jax_enable_x64, or warn and truncate without it)."""
+  def cast(a):
+    if isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.floating) and a.dtype != np.float32:
+      return a.astype(np.float32)
+    return a
+  return jax.tree.map(cast, tree)
+
+
 def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int = 10,
         checkpoint_dir=None, max_to_keep: int = 2, layout: parallel.Layout | None = None,
         on_divergence: str = "stop",
-        on_chunk_end: Callable[[int, dict], None] | None = None) -> tuple[TrainState, dict]:
+        on_chunk_end: Callable[[int, dict], None] | None = None,
+        program_key=None) -> tuple[TrainState, dict]:
   """Trains `len(seeds)` models side by side; `data` carries a leading seed axis.
 
   Every `chunk_epochs` epochs the host logs, calls `on_chunk_end(epoch, metrics)` with
@@ -178,6 +286,10 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   with 'continue' the seed is recorded in `timing['diverged']` ({seed: step}) and the
   other seeds go on (vmapped seeds are independent).
 
+  Compiled programs are reused (see `_PROGRAMS`): pass a hashable `program_key` that
+  determines the method (e.g. its resolved config) to share them between Method objects
+  built from the same config; without one they are shared by calls with this `method`.
+
   Returns the stacked final states and timing information.
   """
   if chunk_epochs < 1:
@@ -191,19 +303,20 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   else:
     place = jax.device_put
     jit_kwargs = {}
-  seeds_array, data = place(seeds_array), place(data)
+  seeds_array, data = place(seeds_array), place(_as_float32(data))
+  key = (_program_owner(method, program_key), _layout_key(layout))
 
   def init_one(seed, d):
     init_key, extras_key, _ = seed_keys(seed)
     return create_train_state(method, init_key, extras_key, d)
 
-  t0 = time.perf_counter()
   init_fn = jax.jit(_vmap(init_one, layout), **jit_kwargs)
-  init_compiled = init_fn.lower(seeds_array, data).compile()
-  compile_seconds = time.perf_counter() - t0
+  init_compiled, compile_seconds = _compiled(
+      (key, "init", _avals_key(seeds_array, data)),
+      lambda: init_fn.lower(seeds_array, data))
 
   manager = ckpt.make_manager(checkpoint_dir, max_to_keep=max_to_keep) if checkpoint_dir else None
-  abstract_state = jax.eval_shape(init_fn, seeds_array, data)
+  abstract_state = init_compiled.out_info  # the state's shapes, without tracing again
   if layout is not None:
     abstract_state = jax.tree.map(
         lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=layout.per_seed),
@@ -221,17 +334,18 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   init_seconds = time.perf_counter() - t1
 
   total_epochs = method.num_epochs
-  compiled_chunks = {}
-
-  def chunk_fn(n):
-    if n not in compiled_chunks:
-      t = time.perf_counter()
-      fn = jax.jit(_vmap(lambda st, sd, d: run_epochs(method, n, st, sd, d, layout), layout),
-                   donate_argnums=0, **jit_kwargs)
-      compiled_chunks[n] = fn.lower(state, seeds_array, data).compile()
-      nonlocal compile_seconds
-      compile_seconds += time.perf_counter() - t
-    return compiled_chunks[n]
+  # One program of `length` epoch slots serves every chunk; a shorter last chunk skips
+  # its extra slots (`active`, an unbatched runtime scalar), so it does not recompile.
+  length = min(chunk_epochs, total_epochs)
+  chunk_compiled, seconds = _compiled(
+      (key, "chunk", length, _avals_key(abstract_state, seeds_array, data)),
+      lambda: jax.jit(
+          _vmap(lambda st, sd, d, active: run_epochs(method, length, st, sd, d, layout,
+                                                      active_epochs=active), layout,
+                in_axes=(0, 0, 0, None)),
+          donate_argnums=0, **jit_kwargs).lower(
+              abstract_state, seeds_array, data, np.int32(length)))
+  compile_seconds += seconds
 
   progress = ProgressReporter(total_epochs * method.steps_per_epoch, len(seeds),
                               start_epoch * method.steps_per_epoch)
@@ -239,35 +353,42 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   epoch = start_epoch
   diverged = {}
   last_saved = start_epoch if start_epoch else None
-  while epoch < total_epochs:
-    n = min(chunk_epochs, total_epochs - epoch)
-    fn = chunk_fn(n)
-    t = time.perf_counter()
-    state, metrics = fn(state, seeds_array, data)
-    metrics = _to_host(metrics)  # blocks: bounds the work in flight
-    train_seconds += time.perf_counter() - t
-    epoch += n
-    for i, seed in enumerate(seeds):
-      bad_steps = metrics["first_bad_step"][i][metrics["first_bad_step"][i] >= 0]
-      if bad_steps.size and seed not in diverged:
-        step = int(bad_steps.min())
-        if on_divergence == "stop":
-          if manager:
-            manager.wait_until_finished()
-          raise DivergenceError(
-              f"seed {seed}: non-finite training loss at step {step} (epoch "
-              f"{step // method.steps_per_epoch + 1}); the last good checkpoint is "
-              + (f"epoch {last_saved} in {checkpoint_dir}" if last_saved and manager
-                 else "none (no chunk finished before it)"))
-        log.warning("seed %d diverged at step %d; continuing the other seeds", seed, step)
-        diverged[seed] = step
-    report = progress(epoch * method.steps_per_epoch, float(np.mean(metrics["loss"][:, -1])),
-                      train_seconds)
+  try:
+    while epoch < total_epochs:
+      n = min(length, total_epochs - epoch)
+      t = time.perf_counter()
+      state, metrics = chunk_compiled(state, seeds_array, data, np.int32(n))
+      metrics = _to_host(metrics)  # blocks: bounds the work in flight
+      metrics = {k: v[:, :n] for k, v in metrics.items()}  # the slots that trained
+      train_seconds += time.perf_counter() - t
+      epoch += n
+      for i, seed in enumerate(seeds):
+        bad_steps = metrics["first_bad_step"][i][metrics["first_bad_step"][i] >= 0]
+        if bad_steps.size and seed not in diverged:
+          step = int(bad_steps.min())
+          if on_divergence == "stop":
+            if manager:
+              manager.wait_until_finished()
+            raise DivergenceError(
+                f"seed {seed}: non-finite training loss at step {step} (epoch "
+                f"{step // method.steps_per_epoch + 1}); the last good checkpoint is "
+                + (f"epoch {last_saved} in {checkpoint_dir}" if last_saved and manager
+                   else "none (no chunk finished before it)"))
+          log.warning("seed %d diverged at step %d; continuing the other seeds", seed, step)
+          diverged[seed] = step
+      report = progress(epoch * method.steps_per_epoch, float(np.mean(metrics["loss"][:, -1])),
+                        train_seconds)
+      if manager:
+        ckpt.save(manager, epoch, state)
+        last_saved = epoch
+      if on_chunk_end:
+        on_chunk_end(epoch, {**metrics, **report})
+  except BaseException:
+    # An interrupt (Ctrl-C, or one raised by on_chunk_end) still lets the checkpoint
+    # being written finish, so that a rerun resumes from it.
     if manager:
-      ckpt.save(manager, epoch, state)
-      last_saved = epoch
-    if on_chunk_end:
-      on_chunk_end(epoch, {**metrics, **report})
+      manager.wait_until_finished()
+    raise
   if manager:
     manager.wait_until_finished()
     manager.close()
@@ -278,8 +399,9 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
 
 
 def score(method: Method, state: TrainState, x, *,
-          layout: parallel.Layout | None = None) -> np.ndarray:
-  """`[seeds, n]` anomaly scores of per-seed inputs `x` `[seeds, n, d]` (eval mode)."""
+          layout: parallel.Layout | None = None, program_key=None) -> np.ndarray:
+  """`[seeds, n]` anomaly scores of per-seed inputs `x` `[seeds, n, d]` (eval mode).
+  The compiled program is reused as `fit`'s (same `program_key` semantics)."""
   def one(state, x):
     params, batch_stats = state.final_variables()
     variables = {"params": params}
@@ -287,6 +409,39 @@ def score(method: Method, state: TrainState, x, *,
       variables["batch_stats"] = batch_stats
     return method.score(variables, state.extras, x)
 
+  x = _as_float32(np.asarray(x)) if not isinstance(x, jax.Array) else x
   if layout is not None:
     x = parallel.global_array(layout, layout.per_seed, np.asarray(x))
-  return np.asarray(_to_host(jax.jit(_vmap(one, layout))(state, x)))
+  program, _ = _compiled(
+      ((_program_owner(method, program_key), _layout_key(layout)), "score",
+       _avals_key(state, x)),
+      lambda: jax.jit(_vmap(one, layout)).lower(state, x))
+  return np.asarray(_to_host(program(state, x)))
+
+
+def recompute_batch_stats(method: Method, state: TrainState, data: TrainData, *,
+                          layout: parallel.Layout | None = None) -> TrainState:
+  """`norm.eval_stats='recomputed'`: the BatchNorm statistics that scoring uses (the final
+  or best epoch's) are replaced by the exact statistics of each seed's unlabelled
+  training rows, from one full-batch pass (`method.batch_statistics`). `data` is the
+  stacked per-seed TrainData given to `fit`. Without BatchNorm state nothing changes.
+  """
+  if not jax.tree.leaves(state.batch_stats):
+    return state  # no BatchNorm (controls, DevNet's baseline, FUN-AD)
+  if method.batch_statistics is None:
+    raise ValueError(f"{method.name} cannot recompute its BatchNorm statistics "
+                     "(norm.eval_stats='recomputed'): it defines no batch_statistics")
+
+  def one(state, d):
+    x_unlabelled = jnp.asarray(d.x)[jnp.asarray(d.unlabelled_index)]
+    params, batch_stats = state.final_variables()
+    new = method.batch_statistics(params, batch_stats, state.extras, x_unlabelled)
+    if state.best:
+      return state.replace(best={**state.best, "batch_stats": new})
+    return state.replace(batch_stats=new)
+
+  if layout is not None:
+    data = jax.tree.map(
+        lambda a: parallel.global_array(layout, layout.per_seed, np.asarray(a)), data)
+    return jax.jit(_vmap(one, layout), out_shardings=layout.per_seed)(state, data)
+  return jax.jit(_vmap(one, layout))(state, data)

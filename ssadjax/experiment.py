@@ -191,6 +191,22 @@ def _resolve_for_layout(config, layout):
   return resolved
 
 
+# Config fields that never reach `methods.build` (they choose data, seeds, files and the
+# host loop); everything else is part of a compiled program's identity.
+_NOT_IN_PROGRAM = ("data_dir", "seed", "num_seeds", "grid", "checkpoint", "train", "plot")
+
+
+def program_key(config, input_dim: int, num_train: int) -> str:
+  """What determines a method's compiled programs besides the array shapes: its resolved
+  config without the fields of `_NOT_IN_PROGRAM`, the dataset only through the image
+  shape its name implies (the one thing methods read from it), and the build arguments.
+  Cells, seed groups and reruns with equal keys and shapes reuse one compiled program
+  (engine._PROGRAMS)."""
+  c = {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_PROGRAM}
+  c["dataset"] = str(data_lib.feature_shape(c.pop("dataset", "") or ""))
+  return json.dumps([c, input_dim, num_train], sort_keys=True, default=repr)
+
+
 def _check_method(config, split, layout) -> None:
   """Builds the method once and traces its sampler, so that bad hyper-parameters and
   batch sizes that do not divide over the devices fail before anything is written."""
@@ -249,6 +265,7 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
     group_seeds = [seeds[i] for i in members]
     n_train, dim = datas[members[0]].x.shape
     method = methods.build(method_config, dim, n_train)
+    key = program_key(method_config, dim, n_train)
     method_name = method.name
     stacked = engine.stack_data([datas[i] for i in members])
     ckpt_dir = (workdir / "checkpoints" / ("seeds_" + "_".join(map(str, group_seeds)))
@@ -256,11 +273,13 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
     state, group_timing = engine.fit(
         method, stacked, group_seeds, chunk_epochs=config.train.chunk_epochs,
         checkpoint_dir=ckpt_dir, max_to_keep=config.checkpoint.max_to_keep, layout=layout,
-        on_divergence=config.train.on_divergence,
+        on_divergence=config.train.on_divergence, program_key=key,
         on_chunk_end=lambda epoch, m, s=group_seeds, spe=method.steps_per_epoch: (
             metrics_log.write(s, epoch, spe, m), on_chunk_end and on_chunk_end(epoch, m)))
+    if method_config.norm.eval_stats == "recomputed":  # one pass over the unlabelled rows
+      state = engine.recompute_batch_stats(method, state, stacked, layout=layout)
     group_scores = engine.score(method, state, np.stack([splits[i].x_test for i in members]),
-                                layout=layout)
+                                layout=layout, program_key=key)
     for j, i in enumerate(members):
       scores[i] = group_scores[j]
     for k in ("train_seconds", "compile_seconds"):
@@ -318,6 +337,27 @@ def parse_grid(spec: str) -> list[dict]:
   return cells
 
 
+def preset_overrides(config, key: str, value) -> list[tuple[str, object]]:
+  """A grid key `@group` names a bundle of overrides: `@policy=layer` applies
+  `config.grid_presets.policy.layer`, a string such as "norm.kind=layer,norm.affine=False"
+  (values parsed as in the grid; commas split only before a `key=`). Plain keys pass
+  through as one override."""
+  if not key.startswith("@"):
+    return [(key, value)]
+  group = key[1:]
+  presets = config.get("grid_presets", None)
+  if presets is None or group not in presets or str(value) not in presets[group]:
+    known = sorted(presets[group]) if presets is not None and group in presets else []
+    raise ValueError(f"grid preset {key}={value!r} is not defined in grid_presets.{group} "
+                     f"(defined: {known})")
+  out = []
+  for item in filter(None, (p.strip() for p in re.split(r",(?=\s*[\w.]+\s*=)",
+                                                           presets[group][str(value)]))):
+    dotted, raw = item.split("=", 1)
+    out.append((dotted.strip(), parse_grid(f"k={raw}")[0]["k"]))
+  return out
+
+
 def _cell_name(overrides: dict) -> str:
   return ",".join(f"{k}={v}" for k, v in overrides.items()).replace("/", "_")
 
@@ -341,7 +381,8 @@ def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
     cell_config = ml_collections.ConfigDict(config.to_dict())
     cell_config.grid = ""
     for k, v in overrides.items():
-      _set(cell_config, k, v)
+      for dotted, value in preset_overrides(config, k, v):
+        _set(cell_config, dotted, value)
     cell_config.lock()
     log.info("grid cell %d/%d: %s", i + 1, len(cells), overrides)
     result = run_single(cell_config, workdir / "cells" / _cell_name(overrides),
@@ -351,9 +392,14 @@ def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
       if roc is None:
         continue  # a diverged seed
       rows.append({**{k: result[k] for k in RESULT_FIELDS if k in result},
-                   "seed": seed, "auroc": roc, "auprc": pr})
+                   "seed": seed, "auroc": roc, "auprc": pr,
+                   # the cell's grid values as extra columns ('@policy' -> 'policy')
+                   **{k.lstrip("@"): v for k, v in overrides.items()
+                      if k.lstrip("@") not in RESULT_FIELDS}})
+  extra = [k.lstrip("@") for k in (cells[0] if cells else {})
+           if k.lstrip("@") not in RESULT_FIELDS]
   out = io.StringIO()
-  writer = csv.DictWriter(out, fieldnames=RESULT_FIELDS)
+  writer = csv.DictWriter(out, fieldnames=list(RESULT_FIELDS) + extra)
   writer.writeheader()
   writer.writerows(rows)
   atomic_write_text(workdir / "results.csv", out.getvalue())

@@ -60,63 +60,7 @@ def reconstruction_loss(x: ArrayLike, x_hat: ArrayLike) -> jax.Array:
   return jnp.mean(jnp.square(jnp.asarray(x) - jnp.asarray(x_hat)), axis=-1)
 
 
-def pair_relation_targets(semi_labels_left: ArrayLike, semi_labels_right: ArrayLike, *,
-                          target_aa: float = 8.0, target_au: float = 4.0,
-                          target_uu: float = 0.0) -> jax.Array:
-  r"""PReNet's ordinal pair targets from the semi-labels of the two sides.
-
-  .. math::
-    y_{ij} = \begin{cases} t_{aa} & x_i, x_j \in \mathcal A \\
-                           t_{au} & \text{exactly one of } x_i, x_j \in \mathcal A \\
-                           t_{uu} & x_i, x_j \in \mathcal U \end{cases}
-
-  The mixed target does not depend on the side the anomaly is on, so ADBench's (a, u)
-  and the official (u, a) orientation share it.
-
-  Args:
-    semi_labels_left: `[pairs]` 1 = labelled anomaly, 0 = unlabelled.
-    semi_labels_right: `[pairs]`.
-    target_aa, target_au, target_uu: the ordinal targets (8, 4, 0 in every reference).
-
-  Returns:
-    `[pairs]` float32 targets.
-  """
-  count = ((jnp.asarray(semi_labels_left) == 1).astype(jnp.int32)
-           + (jnp.asarray(semi_labels_right) == 1).astype(jnp.int32))
-  return jnp.where(count == 2, target_aa,
-                   jnp.where(count == 1, target_au, target_uu)).astype(jnp.float32)
-
-
-def pairwise_relation_loss(relation_scores: ArrayLike, semi_labels_left: ArrayLike,
-                           semi_labels_right: ArrayLike, *, target_aa: float = 8.0,
-                           target_au: float = 4.0, target_uu: float = 0.0) -> jax.Array:
-  r"""Per-pair PReNet regression loss (absolute error to the ordinal target).
-
-  .. math::
-    \ell_{ij} = |y_{ij} - \phi(x_i, x_j)|
-
-  with :math:`y_{ij}` from :func:`pair_relation_targets`. The references average it over
-  the 512 pairs of a batch (baseline) or over the pairs that contain a labelled anomaly
-  (AnoOnly); the caller reduces.
-
-  Args:
-    relation_scores: `[pairs]` phi(x_i, x_j).
-    semi_labels_left: `[pairs]` semi-labels of x_i.
-    semi_labels_right: `[pairs]` semi-labels of x_j.
-    target_aa, target_au, target_uu: the ordinal targets.
-
-  Returns:
-    `[pairs]` losses.
-
-  References:
-    Pang, Shen, Jia, van den Hengel, "Deep Weakly-supervised Anomaly Detection",
-    KDD 2023 (arXiv 1910.13601).
-  """
-  targets = pair_relation_targets(semi_labels_left, semi_labels_right,
-                                  target_aa=target_aa, target_au=target_au,
-                                  target_uu=target_uu)
-  return jnp.abs(targets - jnp.asarray(relation_scores))
-
+# --------------------------------------------------------------------------- DevNet
 
 DEVIATION_ANOMALY_TERMS = ("hinge", "abs", "linear")
 
@@ -174,6 +118,8 @@ def deviation_loss(scores: ArrayLike, semi_labels: ArrayLike, *, margin: float =
   y = (jnp.asarray(semi_labels) == 1).astype(dev.dtype)
   return (1.0 - y) * jnp.abs(dev) + y * anomaly
 
+
+# --------------------------------------------------------------------------- FEAWAD
 
 FEAWAD_RECONSTRUCTION_TERMS = ("normalised_residual", "residual")
 
@@ -234,6 +180,69 @@ def feawad_loss(scores: ArrayLike, residuals: ArrayLike, semi_labels: ArrayLike,
   anomaly = jnp.maximum(margin - scores, 0.0) + jnp.maximum(margin - error, 0.0)
   return (1.0 - y) * unlabelled + y * anomaly
 
+
+# --------------------------------------------------------------------------- PReNet
+
+
+def pair_relation_targets(semi_labels_left: ArrayLike, semi_labels_right: ArrayLike, *,
+                          target_aa: float = 8.0, target_au: float = 4.0,
+                          target_uu: float = 0.0) -> jax.Array:
+  r"""PReNet's ordinal pair targets from the semi-labels of the two sides.
+
+  .. math::
+    y_{ij} = \begin{cases} t_{aa} & x_i, x_j \in \mathcal A \\
+                           t_{au} & \text{exactly one of } x_i, x_j \in \mathcal A \\
+                           t_{uu} & x_i, x_j \in \mathcal U \end{cases}
+
+  The mixed target does not depend on the side the anomaly is on, so ADBench's (a, u)
+  and the official (u, a) orientation share it.
+
+  Args:
+    semi_labels_left: `[pairs]` 1 = labelled anomaly, 0 = unlabelled.
+    semi_labels_right: `[pairs]`.
+    target_aa, target_au, target_uu: the ordinal targets (8, 4, 0 in every reference).
+
+  Returns:
+    `[pairs]` float32 targets.
+  """
+  count = ((jnp.asarray(semi_labels_left) == 1).astype(jnp.int32)
+           + (jnp.asarray(semi_labels_right) == 1).astype(jnp.int32))
+  return jnp.where(count == 2, target_aa,
+                   jnp.where(count == 1, target_au, target_uu)).astype(jnp.float32)
+
+
+def pairwise_relation_loss(relation_scores: ArrayLike, semi_labels_left: ArrayLike,
+                           semi_labels_right: ArrayLike, *, target_aa: float = 8.0,
+                           target_au: float = 4.0, target_uu: float = 0.0) -> jax.Array:
+  r"""Per-pair PReNet regression loss (absolute error to the ordinal target).
+
+  .. math::
+    \ell_{ij} = |y_{ij} - \phi(x_i, x_j)|
+
+  with :math:`y_{ij}` from :func:`pair_relation_targets`. The references average it over
+  the 512 pairs of a batch (baseline) or over the pairs that contain a labelled anomaly
+  (AnoOnly); the caller reduces.
+
+  Args:
+    relation_scores: `[pairs]` phi(x_i, x_j).
+    semi_labels_left: `[pairs]` semi-labels of x_i.
+    semi_labels_right: `[pairs]` semi-labels of x_j.
+    target_aa, target_au, target_uu: the ordinal targets.
+
+  Returns:
+    `[pairs]` losses.
+
+  References:
+    Pang, Shen, Jia, van den Hengel, "Deep Weakly-supervised Anomaly Detection",
+    KDD 2023 (arXiv 1910.13601).
+  """
+  targets = pair_relation_targets(semi_labels_left, semi_labels_right,
+                                  target_aa=target_aa, target_au=target_au,
+                                  target_uu=target_uu)
+  return jnp.abs(targets - jnp.asarray(relation_scores))
+
+
+# ------------------------------------------------------------------ FUN-AD (issue 11)
 
 def balanced_bce_terms(logits: ArrayLike, targets: ArrayLike, *,
                        balanced: bool = True) -> jax.Array:
@@ -310,6 +319,9 @@ def mutual_smoothness_terms(probs: ArrayLike, partner: ArrayLike, is_pair: Array
     raise ValueError(f"mutual smoothness kind={kind!r}; expected 'mae' or 'mse'")
   pair = jnp.asarray(is_pair).astype(p.dtype)
   return 0.5 * pair * g / jnp.maximum(jnp.sum(pair), 1.0)
+
+
+# --------------------------------------------------------------------------- BGAD
 
 
 def flow_log_likelihood(z: ArrayLike, log_det: ArrayLike, *,
@@ -480,3 +492,85 @@ def bgad_loss_contributions(loglik: ArrayLike, semi_labels: ArrayLike, *,
   spp = jnp.where(normal_active, weights * terms / count(normal_active), 0.0)
   spp = spp + jnp.where(anomaly_active, weights * terms / count(anomaly_active), 0.0)
   return ml + push_pull_weight * jnp.where(has_anomaly, spp, 0.0)
+
+
+# ----------------------------------------------------------------------------- CLAD (DEC)
+
+
+def student_t_assignment(embeddings: ArrayLike, centers: ArrayLike, *,
+                         alpha: float = 1.0) -> jax.Array:
+  r"""DEC's soft cluster assignments (Xie et al., 2016; CLAD stage 2, methods.md 9.3).
+
+  .. math::
+    q_{ij} = \frac{(1 + \|z_i - \mu_j\|^2 / \alpha)^{-(\alpha+1)/2}}
+                  {\sum_{j'} (1 + \|z_i - \mu_{j'}\|^2 / \alpha)^{-(\alpha+1)/2}}
+
+  computed as a softmax of the log-kernel (stable for far-away points).
+
+  Args:
+    embeddings: `[batch, dim]` z.
+    centers: `[K, dim]` cluster centres.
+    alpha: Student-t degrees of freedom (1 in DEC and CLAD).
+
+  Returns:
+    `[batch, K]` rows summing to 1.
+  """
+  z = jnp.asarray(embeddings)
+  mu = jnp.asarray(centers)
+  d2 = jnp.sum(jnp.square(z[:, None, :] - mu[None, :, :]), axis=-1)
+  return jax.nn.softmax(-0.5 * (alpha + 1.0) * jnp.log1p(d2 / alpha), axis=-1)
+
+
+def dec_target_distribution(q: ArrayLike) -> jax.Array:
+  r"""DEC's auxiliary target: square and renormalise by cluster frequency.
+
+  .. math:: p_{ij} = \frac{q_{ij}^2 / f_j}{\sum_{j'} q_{ij'}^2 / f_{j'}},\quad f_j = \sum_i q_{ij}
+
+  over the rows given (CLAD: per mini-batch). The caller treats P as a constant
+  (`jax.lax.stop_gradient`), as DEC does.
+
+  Args:
+    q: `[batch, K]` soft assignments (:func:`student_t_assignment`).
+
+  Returns:
+    `[batch, K]` rows summing to 1.
+  """
+  q = jnp.asarray(q)
+  weight = jnp.square(q) / jnp.sum(q, axis=0, keepdims=True)
+  return weight / jnp.sum(weight, axis=1, keepdims=True)
+
+
+def dec_kl_terms(q: ArrayLike, p: ArrayLike) -> jax.Array:
+  r"""Per-example :math:`\mathrm{KL}(P_i \| Q_i) = \sum_j p_{ij} \log(p_{ij} / q_{ij})`.
+
+  CLAD's loss `KLDivLoss(reduction='sum')(log q, p) / batch` is the mean of these terms.
+  Terms with :math:`p_{ij} = 0` contribute 0 (with a zero gradient).
+
+  Args:
+    q: `[batch, K]` soft assignments (differentiated).
+    p: `[batch, K]` targets (:func:`dec_target_distribution`, detached by the caller).
+
+  Returns:
+    `[batch]` KL divergences, >= 0.
+  """
+  q = jnp.asarray(q)
+  p = jnp.asarray(p)
+  safe_p = jnp.where(p > 0, p, 1.0)
+  log_q = jnp.log(jnp.maximum(q, jnp.finfo(q.dtype).tiny))
+  return jnp.sum(jnp.where(p > 0, p * (jnp.log(safe_p) - log_q), 0.0), axis=-1)
+
+
+def max_softmax(logits: ArrayLike, *, temperature: float = 1.0) -> jax.Array:
+  r"""Confidence :math:`\max_k \mathrm{softmax}(l / T)_k` (ODIN's score; CLAD stage 4).
+
+  Computed as :math:`\exp(\max_k l_k/T - \mathrm{logsumexp}(l/T))`.
+
+  Args:
+    logits: `[batch, K]`.
+    temperature: T (CLAD: 1000).
+
+  Returns:
+    `[batch]` in [1/K, 1]; higher = more confidently in-distribution (normal).
+  """
+  scaled = jnp.asarray(logits) / temperature
+  return jnp.exp(jnp.max(scaled, axis=-1) - jax.nn.logsumexp(scaled, axis=-1))

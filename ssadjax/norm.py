@@ -8,8 +8,11 @@ statistics. To ablate it, these choices are explicit rather than buried in a mod
 * `stats_rows`: which rows of a training batch feed the batch mean/variance:
   'all' (the reference behaviour), 'unlabelled' or 'labelled_anomalies'. Every row is
   still normalised; only the statistics change (Linen's BatchNorm `mask`).
-* `eval_stats`: 'running' (the reference: running averages, eval mode) or 'batch'
-  (statistics of the scored batch itself, i.e. test-batch statistics).
+* `eval_stats`: 'running' (the reference: running averages, eval mode), 'batch'
+  (statistics of the scored batch itself, i.e. test-batch statistics) or 'recomputed'
+  (after training, one full-batch train-mode pass over the unlabelled training rows with
+  momentum 0 replaces the running statistics by the exact statistics of that set; the
+  scoring itself is then an eval-mode pass: `engine.recompute_batch_stats`).
 * `momentum`: Flax momentum = 1 - PyTorch momentum; None keeps the model's reference
   value (0.9 for the PyTorch references, 0.99 for Keras ones).
 * `sync`: True (default) computes batch statistics over the whole global batch, however
@@ -20,6 +23,15 @@ statistics. To ablate it, these choices are explicit rather than buried in a mod
   statistics (what a pmean of per-device statistics gives). This equals a shard_map with
   an unsynced BatchNorm, composes with vmap over seeds and lax.scan, and also lets the
   per-device ablation run on one device.
+* `placement`: which layers carry a norm (`norm_placed`). 'reference' (default) is each
+  reference architecture as it is: Deep SAD's norm after every hidden layer, and the
+  norm that AnoOnly inserts (`insert_norm`: before DevNet's and FEAWAD's score layer,
+  after PReNet's feature ReLU; FEAWAD's anoonly_paper baseline has it too). The others
+  apply to the baseline and the AnoOnly variant alike: 'last_hidden' (one norm, after
+  the last hidden layer, right before the linear head), 'all_hidden' (after every
+  hidden layer of the scoring network) and 'none' (no norm layer at all).
+* `affine`: None keeps each reference's choice (Deep SAD: off; the inserted AnoOnly
+  norms: on); True / False force a learnable scale and shift on or off.
 """
 
 import dataclasses
@@ -31,7 +43,8 @@ import jax.numpy as jnp
 
 KINDS = ("batch", "layer", "none")
 STATS_ROWS = ("all", "unlabelled", "labelled_anomalies")
-EVAL_STATS = ("running", "batch")
+EVAL_STATS = ("running", "batch", "recomputed")
+PLACEMENTS = ("reference", "last_hidden", "all_hidden", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +55,12 @@ class NormPolicy:
   momentum: float | None = None
   sync: bool = True
   groups: int = 1
+  placement: str = "reference"
+  affine: bool | None = None
 
   def __post_init__(self):
     for name, allowed in (("kind", KINDS), ("stats_rows", STATS_ROWS),
-                          ("eval_stats", EVAL_STATS)):
+                          ("eval_stats", EVAL_STATS), ("placement", PLACEMENTS)):
       value = getattr(self, name)
       if value not in allowed:
         raise ValueError(f"norm.{name}={value!r}; expected one of {allowed}")
@@ -61,7 +76,34 @@ class NormPolicy:
     sync = cfg.get("sync", True)
     groups = cfg.get("stat_groups", None) or 1
     return cls(kind=cfg.kind, stats_rows=cfg.stats_rows, eval_stats=cfg.eval_stats,
-               momentum=cfg.momentum, sync=sync, groups=1 if sync else groups)
+               momentum=cfg.momentum, sync=sync, groups=1 if sync else groups,
+               placement=cfg.get("placement", "reference") or "reference",
+               affine=cfg.get("affine", None))
+
+
+def norm_placed(policy: NormPolicy, layer: int, num_layers: int, reference: bool) -> bool:
+  """Whether hidden layer `layer` (0-based, of `num_layers`) carries a norm under
+  `policy.placement`; `reference` is whether the reference architecture (with AnoOnly's
+  insertion when requested) has one there."""
+  if policy.placement == "reference":
+    return reference
+  if policy.placement == "all_hidden":
+    return True
+  if policy.placement == "last_hidden":
+    return layer == num_layers - 1
+  return False
+
+
+def norm_affine(policy: NormPolicy, reference: bool) -> bool:
+  """The reference's affine choice unless the policy forces one."""
+  return reference if policy.affine is None else bool(policy.affine)
+
+
+def for_recompute(policy: NormPolicy) -> NormPolicy:
+  """The policy of the statistics-recomputation pass (eval_stats='recomputed'): momentum
+  0 (the running statistics become the pass's statistics), every row, one group (exact
+  global statistics, whatever the training-time grouping)."""
+  return dataclasses.replace(policy, momentum=0.0, stats_rows="all", sync=True, groups=1)
 
 
 def stats_mask(policy: NormPolicy, semi_labels: jax.Array) -> jax.Array | None:

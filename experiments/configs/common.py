@@ -20,6 +20,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.seed = 1                    # ADBench repeats with seeds 1, 2, 3
   c.preset = "adbench"          # adbench | anoonly_paper: reference settings where they disagree
   c.grid = ""                   # e.g. "dataset=6_cardio|38_thyroid;anomaly_only=False|True"
+  # Named bundles of overrides for the grid: `@policy=a|b` in `grid` applies
+  # grid_presets.policy.a (a string "norm.kind=layer,norm.affine=False").
+  c.grid_presets = ml_collections.ConfigDict()
+  c.plot = ""                   # after a grid: '' | policy_bars | knob:<grid key> (experiments/plots.py)
 
   c.data = ml_collections.ConfigDict()
   c.data.at_least_one_labeled = True   # ceil(la * n) labelled anomalies, >= 1
@@ -48,10 +52,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.norm = ml_collections.ConfigDict()
   c.norm.kind = "batch"                # batch | layer | none
   c.norm.stats_rows = "all"            # all | unlabelled | labelled_anomalies
-  c.norm.eval_stats = "running"        # running | batch (test-batch statistics)
+  c.norm.eval_stats = "running"        # running | batch (test-batch statistics) | recomputed (one pass over the unlabelled train rows after training)
   c.norm.momentum = config_dict.placeholder(float)  # None: the reference's value
   c.norm.sync = True                   # False: per-device batch statistics
   c.norm.stat_groups = config_dict.placeholder(int)  # per-device groups; None: parallel.data
+  c.norm.placement = "reference"       # reference (as each reference / AnoOnly inserts it) | last_hidden | all_hidden | none
+  c.norm.affine = config_dict.placeholder(bool)  # None: the reference's; True | False forces it
 
   c.deepsad = ml_collections.ConfigDict()
   c.deepsad.hidden_dims = (100, 20)    # ADBench MLP d-100-20-10, no bias
@@ -190,6 +196,40 @@ def get_config() -> ml_collections.ConfigDict:
   c.bgad.anoonly_ml_warmup = False     # keep that ML phase under AnoOnly (a loss on unlabelled rows)
   c.bgad.norm_epsilon = 1e-5           # AnoOnly's inserted BatchNorm flow layer (PyTorch values)
   c.bgad.norm_momentum = 0.9
+
+  # CLAD (methods.md 9; ssadjax/methods/clad.py): conv AE + DEC pseudo-labels in init, the
+  # classifier in the main loop, ODIN score. Image datasets only; unsupervised, no AnoOnly.
+  c.clad = ml_collections.ConfigDict()
+  c.clad.image_shape = ()              # () = from the dataset name; else (h, w, c)
+  c.clad.standardize = True            # per-channel mean/std of the training rows (reference: of the normal classes)
+  c.clad.labelled_anomalies = "exclude"  # exclude (left out of every stage) | ignore (used as unlabelled rows)
+  c.clad.ae_channels = (4, 8, 16)      # reference `cvae`
+  c.clad.ae_dense = 512
+  c.clad.latent_dim = 10               # h (MNIST scenarios: 10)
+  c.clad.ae_input_dropout = 0.1
+  c.clad.ae_sampling = False           # True: z = mu + sigma * eps everywhere, as the reference (pitfall 37)
+  c.clad.ae_sigmoid = False            # True: sigmoid decoder output as the reference (targets are standardised)
+  c.clad.ae_epochs = 100
+  c.clad.ae_batch_size = 512           # capped at the number of rows
+  c.clad.ae_learning_rate = 1e-3
+  c.clad.num_clusters = 10             # K
+  c.clad.kmeans_n_init = 20            # k-means++ restarts
+  c.clad.kmeans_iters = 100            # Lloyd iterations per restart
+  c.clad.dec_epochs = 100              # upper bound; 0 = K-means labels only
+  c.clad.dec_batch_size = 256          # not given by the reference (DEC's usual 256)
+  c.clad.dec_learning_rate = 0.01      # SGD
+  c.clad.dec_momentum = 0.9
+  c.clad.dec_tol = 0.001               # stop when < 0.1% of the assignments change in an epoch
+  c.clad.dec_alpha = 1.0               # Student-t degrees of freedom
+  c.clad.classifier = "cnn"            # cnn (small CNN) | resnet18 (the reference)
+  c.clad.cnn_channels = (32, 64, 128)
+  c.clad.batch_size = 128
+  c.clad.learning_rate = 1e-4          # Adam (MNIST scenarios)
+  c.clad.num_epochs = 100
+  c.clad.temperature = 1000.0          # ODIN T
+  c.clad.odin_epsilon = 1e-4           # ODIN epsilon (MNIST scenarios)
+  c.clad.odin_epsilon_scale = 50.0 * 255.0 / 79.0  # reference (pitfall 35); 1.0 = standard ODIN
+  c.clad.score_block = 1024            # test rows per ODIN block (memory bound)
 
   c.anoonly = ml_collections.ConfigDict()
   c.anoonly.empty_batch = "zero_grad"  # zero_grad (reference) | skip | ensure_anomaly

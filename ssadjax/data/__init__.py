@@ -8,6 +8,7 @@ Dataset names understood by `load_dataset`:
   tfds:mnist/0, tfds:cifar10/3, ...  a TFDS image set, class k normal (images.py)
   tfds:mnist_corrupted/shot_noise/0
   sklearn:digits/0                   scikit-learn's bundled 8x8 digits (offline images)
+  latent:sklearn:digits/0+3+8        several normal classes, the others anomalies (latent_classes.py)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ssadjax.data.adbench import list_datasets
 from ssadjax.data.adbench import load_npz
 from ssadjax.data.adbench import resolve_data_dir
 from ssadjax.data import images
+from ssadjax.data import latent_classes  # CLAD's latent multi-class tasks (issue 12)
 from ssadjax.data import noise
 from ssadjax.data import realistic
 from ssadjax.data import tfds_adbench
@@ -62,6 +64,9 @@ def load_dataset(name: str, data_dir: str | None = None, *, tfds_dir: str | None
     x, y = tfds_adbench.load_adbench_tfds(name[len(TFDS_ADBENCH_PREFIX):], manual_dir=manual,
                                           data_dir=tfds_dir)
     return validate_xy(x, y, where=name)
+  if latent_classes.is_latent_name(name):  # latent:sklearn:digits/0+3+8 (issue 12)
+    return latent_classes.load_latent_task(name, tfds_dir=tfds_dir, split=image_split,
+                                           download=tfds_download)
   if images.is_image_name(name):
     x, y = images.load_image_task(name, tfds_dir=tfds_dir, split=image_split,
                                   anomaly_ratio=image_anomaly_ratio, download=tfds_download)
@@ -72,4 +77,6 @@ def load_dataset(name: str, data_dir: str | None = None, *, tfds_dir: str | None
 def feature_shape(name: str) -> tuple[int, ...] | None:
   """The per-example shape of an image dataset ([h, w, c]) known from its name alone, or None
   for tabular data sets (whose width is only known once loaded)."""
+  if latent_classes.is_latent_name(name):  # issue 12
+    return latent_classes.image_shape(name)
   return images.image_shape(name)

@@ -7,6 +7,7 @@ from ssadjax.methods import devnet, feawad
 from ssadjax.methods import prenet
 from ssadjax.methods import funad
 from ssadjax.methods import bgad
+from ssadjax.methods import clad
 from ssadjax.methods.base import Method, Sampler, TrainData, make_train_data
 
 FACTORIES = {
@@ -18,7 +19,12 @@ FACTORIES = {
     "prenet": prenet.make_method,
     "funad": funad.make_method,  # fully unsupervised; refuses AnoOnly itself
     "bgad": bgad.make_method,
+    "clad": clad.make_method,  # unsupervised; refuses AnoOnly itself, excludes labelled rows
 }
+
+# norm.placement choices of methods that do not honour all of them (ssadjax/norm.py):
+# FUN-AD has no norm at all; BGAD's only norm is AnoOnly's flow layer at the input.
+PLACEMENTS = {"funad": ("reference", "none"), "bgad": ("reference",)}
 
 # Methods that cannot use labelled anomalies, hence have no AnoOnly variant.
 UNSUPERVISED = ("deepsvdd",)
@@ -44,6 +50,10 @@ def build(cfg, input_dim: int, num_train: int) -> Method:
     raise ValueError(f"method={cfg.method!r}; available: {sorted(FACTORIES)}")
   factory = FACTORIES[cfg.method]
   check_hparams(cfg, "deepsad" if cfg.method == "deepsvdd" else cfg.method)
+  placement = cfg.norm.get("placement", "reference") or "reference"
+  if placement not in PLACEMENTS.get(cfg.method, (placement,)):
+    raise ValueError(f"norm.placement={placement!r} is not available for {cfg.method}; "
+                     f"expected one of {PLACEMENTS[cfg.method]}")
   if cfg.anomaly_only:
     if cfg.method in UNSUPERVISED:
       raise ValueError(f"{cfg.method} trains without labels; anomaly_only=True needs a "

@@ -67,6 +67,10 @@ class Method:
     select_best_epoch: score with the parameters and BatchNorm statistics of the epoch
       with the lowest mean training loss (Keras ModelCheckpoint(monitor='loss',
       save_best_only=True)); otherwise the last epoch's.
+    batch_statistics: optional `(params, batch_stats, extras, x) -> batch_stats`: the
+      exact BatchNorm statistics of the rows `x` (one full-batch train-mode pass of the
+      normalised path with momentum 0), used by `norm.eval_stats='recomputed'`
+      (`engine.recompute_batch_stats`); None for a method that cannot recompute them.
   """
   name: str
   init: Callable
@@ -79,6 +83,7 @@ class Method:
   reduce_loss: Callable = mean_loss
   regularizer: Callable | None = None
   select_best_epoch: bool = False
+  batch_statistics: Callable | None = None
 
 
 def make_train_data(x, semi_labels) -> TrainData:
@@ -125,6 +130,17 @@ def apply_eval(model, variables, x, *, eval_stats: str = "running", **kwargs):
     out, _ = model.apply(variables, x, train=True, mutable=["batch_stats"], **kwargs)
     return out
   return model.apply(variables, x, train=False, **kwargs)
+
+
+def exact_batch_stats(stats_model, params, batch_stats, x, **kwargs):
+  """The BatchNorm statistics of all rows of `x`: a train-mode forward of `stats_model`,
+  the method's model built with `norm.for_recompute(policy)` (momentum 0, so every
+  running statistic becomes the statistic of this pass; earlier layers are normalised
+  with this pass's statistics, which are the recomputed ones). No BatchNorm: unchanged."""
+  if not batch_stats:
+    return batch_stats
+  _, new_batch_stats = apply_train(stats_model, params, batch_stats, x, **kwargs)
+  return new_batch_stats
 
 
 def split_variables(variables):

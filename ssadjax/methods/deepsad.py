@@ -21,7 +21,7 @@ from ssadjax import losses
 from ssadjax.methods import base
 from ssadjax.models import MLPAutoencoder, MLPDecoder, MLPEncoder
 from ssadjax.models import lenet
-from ssadjax.norm import NormPolicy, stats_mask
+from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 
 def effective_learning_rate(learning_rate: float, lr_milestone_at_zero: bool) -> float:
@@ -86,6 +86,14 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
       hp.get("encoder", "mlp"), input_dim=input_dim,
       image_shape=data_lib.feature_shape(cfg.get("dataset", "") or ""), norm=policy,
       mlp_hidden_dims=hp.hidden_dims, mlp_rep_dim=hp.rep_dim)
+  if policy.placement != "reference" and not isinstance(encoder, MLPEncoder):
+    raise ValueError(f"norm.placement={policy.placement!r} is implemented for the MLP "
+                     "encoder only")
+  # The same encoder with momentum-0 statistics: norm.eval_stats='recomputed'.
+  stats_encoder = lenet.make_encoder(
+      hp.get("encoder", "mlp"), input_dim=input_dim,
+      image_shape=data_lib.feature_shape(cfg.get("dataset", "") or ""),
+      norm=for_recompute(policy), mlp_hidden_dims=hp.hidden_dims, mlp_rep_dim=hp.rep_dim)
   if hp.pretrain_epochs > 0 and not isinstance(encoder, MLPEncoder):
     raise ValueError("deepsad.pretrain_epochs > 0 needs the MLP encoder (no LeNet decoder)")
   batch_size = hp.batch_size
@@ -144,4 +152,6 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
                         hp.weight_decay),
       steps_per_epoch=steps_per_epoch,
       num_epochs=hp.num_epochs,
+      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+          stats_encoder, params, batch_stats, x),
   )

@@ -33,7 +33,7 @@ import optax
 from ssadjax import losses
 from ssadjax.methods import base
 from ssadjax.models.devnet import DevNetScorer
-from ssadjax.norm import NormPolicy, stats_mask
+from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 PRESETS = {
     "adbench": {
@@ -126,6 +126,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
   model = DevNetScorer(hidden_dims=tuple(hp["hidden_dims"]), insert_norm=insert_norm,
                        norm=policy, norm_epsilon=hp["norm_epsilon"],
                        norm_momentum=hp["norm_momentum"])
+  stats_model = model.clone(norm=for_recompute(policy))  # norm.eval_stats='recomputed'
   anomaly_only = bool(cfg.anomaly_only)
   anomaly_term = hp["anoonly_anomaly_term"] if anomaly_only else hp["anomaly_term"]
   if anomaly_term not in losses.DEVIATION_ANOMALY_TERMS:
@@ -174,4 +175,6 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       num_epochs=hp["num_epochs"],
       regularizer=(lambda params: hidden_kernel_l2(params, l2)) if l2 > 0 else None,
       select_best_epoch=bool(hp["select_best_epoch"]),
+      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+          stats_model, params, batch_stats, x),
   )

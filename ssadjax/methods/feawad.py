@@ -31,7 +31,7 @@ from ssadjax import losses
 from ssadjax.methods import base
 from ssadjax.methods.devnet import balanced_sampler, draw_balanced
 from ssadjax.models.feawad import FEAWADAutoencoder, FEAWADNet
-from ssadjax.norm import NormPolicy, stats_mask
+from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 PRESETS = {
     "adbench": {"norm_before_head": False},
@@ -89,6 +89,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
                   norm_before_head=bool(hp["norm_before_head"] or insert_norm),
                   norm=policy, norm_epsilon=hp["norm_epsilon"],
                   norm_momentum=hp["norm_momentum"], residual_eps=hp["residual_eps"])
+  stats_net = net.clone(norm=for_recompute(policy))  # norm.eval_stats='recomputed'
   ae = FEAWADAutoencoder(input_dim)
   batch_size = hp["batch_size"]
   num_even, num_odd = (batch_size + 1) // 2, batch_size // 2
@@ -143,4 +144,6 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       steps_per_epoch=hp["steps_per_epoch"],
       num_epochs=hp["num_epochs"],
       select_best_epoch=bool(hp["select_best_epoch"]),
+      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+          stats_net, params, batch_stats, x),
   )

@@ -377,6 +377,8 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       steps_per_epoch=steps_per_epoch,
       num_epochs=hp.num_epochs,
       reduce_loss=sum_loss,
+      # No BatchNorm: norm.eval_stats='recomputed' leaves the bank state as it is.
+      batch_statistics=lambda params, batch_stats, extras, x: batch_stats,
   )
 
 

@@ -36,7 +36,7 @@ import optax
 from ssadjax import losses
 from ssadjax.methods import base
 from ssadjax.models.prenet import INIT_SCHEMES, PReNet, PReNetFeatures
-from ssadjax.norm import NormPolicy, stats_mask
+from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 ORIENTATIONS = ("adbench", "official")
 SCORE_REFERENCES = ("per_point", "shared")
@@ -295,6 +295,12 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
                               init_scheme=hp["init_scheme"], insert_norm=insert_norm,
                               norm=policy),
       init_scheme=hp["init_scheme"])
+  # psi with momentum-0 statistics: norm.eval_stats='recomputed' (one pass, one side).
+  stats_model = PReNet(
+      features=PReNetFeatures(hidden_dims=tuple(hp["hidden_dims"]),
+                              init_scheme=hp["init_scheme"], insert_norm=insert_norm,
+                              norm=for_recompute(policy)),
+      init_scheme=hp["init_scheme"])
   targets = {"target_aa": hp["target_aa"], "target_au": hp["target_au"],
              "target_uu": hp["target_uu"]}
   sampler = pair_sampler(batch_size=hp["batch_size"], orientation=hp["orientation"],
@@ -348,4 +354,6 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       num_epochs=hp["num_epochs"],
       regularizer=regularizer,
       select_best_epoch=hp["select_best_epoch"],
+      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+          stats_model, params, batch_stats, x, method=PReNet.embed),
   )

@@ -8,7 +8,9 @@ named `hidden_<i>` and the output layer `score` so that it can pick them out.
 
 `insert_norm` puts a BatchNorm after the last hidden ReLU, right before the linear
 score layer, as the AnoOnly copy does (Keras BatchNormalization(): momentum 0.99,
-epsilon 1e-3, learnable scale and shift).
+epsilon 1e-3, learnable scale and shift). `norm.placement` moves it (ssadjax/norm.py):
+'last_hidden' / 'all_hidden' give the baseline the norm too (all_hidden: after every
+hidden ReLU; the last one keeps the name `norm`), 'none' removes it.
 """
 
 from typing import Sequence
@@ -16,7 +18,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from ssadjax.norm import Norm, NormPolicy
+from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
 
 keras_glorot_uniform = nn.initializers.glorot_uniform()
 
@@ -30,9 +32,11 @@ class DevNetScorer(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool, norm_mask=None) -> jax.Array:
+    n = len(self.hidden_dims)
     for i, width in enumerate(self.hidden_dims):
       x = nn.relu(nn.Dense(width, kernel_init=keras_glorot_uniform, name=f"hidden_{i}")(x))
-    if self.insert_norm:
-      x = Norm(self.norm, epsilon=self.norm_epsilon, affine=True,
-               momentum=self.norm_momentum, name="norm")(x, train=train, mask=norm_mask)
+      if norm_placed(self.norm, i, n, reference=self.insert_norm and i == n - 1):
+        x = Norm(self.norm, epsilon=self.norm_epsilon, affine=norm_affine(self.norm, True),
+                 momentum=self.norm_momentum, name="norm" if i == n - 1 else f"norm_{i}")(
+                     x, train=train, mask=norm_mask)
     return nn.Dense(1, kernel_init=keras_glorot_uniform, name="score")(x)[..., 0]

@@ -15,7 +15,10 @@ truncated_normal) in Flax.
 
 `norm_before_head` puts a BatchNorm (Keras defaults: momentum 0.99, epsilon 1e-3,
 affine) on the 33-dim [ReLU(Dense32); e] right before the score layer, where the AnoOnly
-copy has one for its baseline and +AnoOnly runs alike.
+copy has one for its baseline and +AnoOnly runs alike. `norm.placement` (ssadjax/norm.py)
+counts the score generator's two hidden layers: 'last_hidden' is that norm before the
+score layer (baseline included), 'all_hidden' adds one after ReLU(Dense256), 'none'
+removes both; the autoencoder never carries a norm (it is pretrained without one).
 
 The normalised residual divides by max(||r||, eps) (methods.md pitfall 9: the reference
 divides unguarded and gives NaN for an exact reconstruction); with eps = 1e-8 nothing
@@ -27,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from ssadjax.losses import safe_l2_norm
-from ssadjax.norm import Norm, NormPolicy
+from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
 
 keras_glorot_normal = nn.initializers.variance_scaling(1.0, "fan_avg", "truncated_normal")
 
@@ -71,9 +74,12 @@ class FEAWADNet(nn.Module):
     error = safe_l2_norm(residual, eps=self.residual_eps)[:, None]
     z = jnp.concatenate([residual / error, h, error], axis=-1)
     z = nn.relu(_dense(256, "hl2")(z))
+    if norm_placed(self.norm, 0, 2, reference=False):
+      z = Norm(self.norm, epsilon=self.norm_epsilon, affine=norm_affine(self.norm, True),
+               momentum=self.norm_momentum, name="norm_0")(z, train=train, mask=norm_mask)
     z = nn.relu(_dense(32, "hl3")(jnp.concatenate([z, error], axis=-1)))
     z = jnp.concatenate([z, error], axis=-1)
-    if self.norm_before_head:
-      z = Norm(self.norm, epsilon=self.norm_epsilon, affine=True,
+    if norm_placed(self.norm, 1, 2, reference=self.norm_before_head):
+      z = Norm(self.norm, epsilon=self.norm_epsilon, affine=norm_affine(self.norm, True),
                momentum=self.norm_momentum, name="norm")(z, train=train, mask=norm_mask)
     return _dense(1, "score")(z)[..., 0], residual

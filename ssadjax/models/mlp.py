@@ -5,6 +5,9 @@ x -> [Dense(no bias) -> Norm(eps 1e-4, no affine) -> LeakyReLU(0.01)] per hidden
 PyTorch's default Linear init (U(+-1/sqrt(fan_in)) = variance_scaling(1/3, fan_in,
 uniform)) is used so that initial representations, hence the centre c, match the
 reference's scale.
+
+`norm.placement` / `norm.affine` (ssadjax/norm.py): the reference has a norm after every
+hidden layer ('reference' = 'all_hidden'); 'last_hidden' keeps only the last one.
 """
 
 from typing import Sequence
@@ -12,7 +15,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from ssadjax.norm import Norm, NormPolicy
+from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
 
 # PyTorch nn.Linear's default weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
@@ -30,10 +33,13 @@ class MLPEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool, norm_mask=None) -> jax.Array:
-    for width in self.hidden_dims:
+    n = len(self.hidden_dims)
+    for i, width in enumerate(self.hidden_dims):
       x = nn.Dense(width, use_bias=self.use_bias, kernel_init=torch_linear_init)(x)
-      x = Norm(self.norm, epsilon=self.norm_epsilon, affine=self.norm_affine,
-               momentum=self.norm_momentum)(x, train=train, mask=norm_mask)
+      if norm_placed(self.norm, i, n, reference=True):
+        x = Norm(self.norm, epsilon=self.norm_epsilon,
+                 affine=norm_affine(self.norm, self.norm_affine),
+                 momentum=self.norm_momentum, name=f"Norm_{i}")(x, train=train, mask=norm_mask)
       x = nn.leaky_relu(x, self.negative_slope)
     return nn.Dense(self.rep_dim, use_bias=self.use_bias, kernel_init=torch_linear_init)(x)
 
@@ -51,10 +57,13 @@ class MLPDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, z, *, train: bool, norm_mask=None) -> jax.Array:
-    for width in self.hidden_dims:
+    n = len(self.hidden_dims)
+    for i, width in enumerate(self.hidden_dims):
       z = nn.Dense(width, use_bias=self.use_bias, kernel_init=torch_linear_init)(z)
-      z = Norm(self.norm, epsilon=self.norm_epsilon, affine=self.norm_affine,
-               momentum=self.norm_momentum)(z, train=train, mask=norm_mask)
+      if norm_placed(self.norm, i, n, reference=True):
+        z = Norm(self.norm, epsilon=self.norm_epsilon,
+                 affine=norm_affine(self.norm, self.norm_affine),
+                 momentum=self.norm_momentum, name=f"Norm_{i}")(z, train=train, mask=norm_mask)
       z = nn.leaky_relu(z, self.negative_slope)
     z = nn.Dense(self.out_dim, use_bias=self.use_bias, kernel_init=torch_linear_init)(z)
     return nn.sigmoid(z)

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from ssadjax.models.mlp import torch_linear_init
-from ssadjax.norm import Norm, NormPolicy
+from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
 
 INIT_SCHEMES = ("torch", "keras")
 
@@ -63,12 +63,16 @@ class PReNetFeatures(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool, norm_mask=None) -> jax.Array:
+    n = len(self.hidden_dims)
     for i, width in enumerate(self.hidden_dims):
       x = dense(width, x.shape[-1], self.init_scheme, name=f"dense_{i}")(x)
       x = nn.relu(x)
-    if self.insert_norm:
-      x = Norm(self.norm, epsilon=self.norm_epsilon, affine=self.norm_affine,
-               momentum=self.norm_momentum, name="norm")(x, train=train, mask=norm_mask)
+      # norm.placement (ssadjax/norm.py); the reference's one is AnoOnly's after the last ReLU.
+      if norm_placed(self.norm, i, n, reference=self.insert_norm and i == n - 1):
+        x = Norm(self.norm, epsilon=self.norm_epsilon,
+                 affine=norm_affine(self.norm, self.norm_affine),
+                 momentum=self.norm_momentum, name="norm" if i == n - 1 else f"norm_{i}")(
+                     x, train=train, mask=norm_mask)
     return x
 
 

@@ -1,0 +1,93 @@
+"""Compiled-program reuse: one chunk program for every chunk, no recompilation for a
+refit, a config-keyed program shared between Method objects, the on-disk executable
+cache, and float32 throughout."""
+
+import jax
+import numpy as np
+
+from ssadjax import engine, experiment, methods, program_cache
+from tests.helpers import blobs, tiny_config
+
+
+def _fit(config, x, semi, seeds=(0,), chunk_epochs=2, key=None):
+  method = methods.build(config, x.shape[1], x.shape[0])
+  data = engine.stack_data([methods.make_train_data(x, semi)] * len(seeds))
+  state, timing = engine.fit(method, data, list(seeds), chunk_epochs=chunk_epochs,
+                             program_key=key)
+  return method, state, timing
+
+
+def test_partial_last_chunk_reuses_the_chunk_program_and_matches_one_chunk():
+  x, _, semi = blobs()
+  config = tiny_config(**{"deepsad.num_epochs": 5})
+  before = engine.program_stats["compiles"]
+  chunks = []
+  method = methods.build(config, x.shape[1], x.shape[0])
+  data = engine.stack_data([methods.make_train_data(x, semi)])
+  chunked, _ = engine.fit(method, data, [0], chunk_epochs=2,
+                          on_chunk_end=lambda e, m: chunks.append((e, m["loss"].shape)))
+  # init + one chunk program of 2 slots for the chunks 2, 2, 1 (the last skips a slot)
+  assert engine.program_stats["compiles"] - before == 2
+  assert chunks == [(2, (1, 2)), (4, (1, 2)), (5, (1, 1))]
+  assert int(chunked.step[0]) == 5 * method.steps_per_epoch
+  _, whole, _ = _fit(config, x, semi, chunk_epochs=5)
+  for a, b in zip(jax.tree.leaves(chunked.params), jax.tree.leaves(whole.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_refit_and_new_method_objects_with_one_key_do_not_recompile():
+  x, _, semi = blobs()
+  config = tiny_config()
+  key = experiment.program_key(config, x.shape[1], x.shape[0])
+  _, first, t1 = _fit(config, x, semi, seeds=(1, 2), key=key)
+  before = engine.program_stats["compiles"]
+  # other seeds, a freshly built Method: same programs
+  _, second, t2 = _fit(config, x, semi, seeds=(3, 4), key=key)
+  assert engine.program_stats["compiles"] == before and t2["compile_seconds"] == 0.0
+  assert not np.allclose(jax.tree.leaves(first.params)[0], jax.tree.leaves(second.params)[0])
+
+
+def test_program_key_ignores_seed_and_files_but_not_hyperparameters():
+  config = tiny_config()
+  key = experiment.program_key(config, 6, 300)
+  other = tiny_config(seed=7, num_seeds=5, data_dir="/elsewhere",
+                      **{"train.chunk_epochs": 3})
+  assert experiment.program_key(other, 6, 300) == key
+  assert experiment.program_key(tiny_config(**{"deepsad.eta": 2.0}), 6, 300) != key
+  assert experiment.program_key(config, 7, 300) != key
+
+
+def test_executable_cache_skips_compiling_and_gives_identical_models(tmp_path):
+  x, labels, semi = blobs()
+  config = tiny_config()
+  key = experiment.program_key(config, x.shape[1], x.shape[0])
+  program_cache.set_directory(str(tmp_path))
+  try:
+    engine.clear_program_cache()
+    method, first, _ = _fit(config, x, semi, key=key)
+    scores_first = engine.score(method, first, x[None], program_key=key)
+    assert len(list(tmp_path.iterdir())) == 3  # init, chunk, score
+    engine.clear_program_cache()  # as a new process would be
+    loads = engine.program_stats["loads"]
+    compiles = engine.program_stats["compiles"]
+    method, second, _ = _fit(config, x, semi, key=key)
+    scores_second = engine.score(method, second, x[None], program_key=key)
+    assert engine.program_stats["loads"] - loads == 3
+    assert engine.program_stats["compiles"] == compiles
+    np.testing.assert_array_equal(scores_first, scores_second)
+  finally:
+    program_cache.set_directory(None)
+    engine.clear_program_cache()
+
+
+def test_float64_inputs_train_and_score_in_float32():
+  x, _, semi = blobs()
+  config = tiny_config()
+  method = methods.build(config, x.shape[1], x.shape[0])
+  data = engine.stack_data([methods.make_train_data(x, semi)])
+  data = data._replace(x=data.x.astype(np.float64))
+  state, _ = engine.fit(method, data, [0], chunk_epochs=2)
+  dtypes = {a.dtype for a in jax.tree.leaves(state) if np.issubdtype(a.dtype, np.floating)}
+  assert dtypes == {np.dtype(np.float32)}
+  scores = engine.score(method, state, x[None].astype(np.float64))
+  assert scores.dtype == np.float32
