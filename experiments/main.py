@@ -32,11 +32,11 @@ def main(argv):
   if cache:
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    # Executables keyed by the resolved config: a warm start skips tracing too
-    # (ssadjax/program_cache.py); '' turns it off.
+    # Serialized executables keyed by the resolved config (ssadjax/program_cache.py) are
+    # opt-in: deserialised XLA:CPU executables failed at run time here ("Function ... not
+    # found") when reused by later processes, so only SSADJAX_EXECUTABLE_CACHE enables it.
     from ssadjax import program_cache
-    program_cache.set_directory(os.environ.get("SSADJAX_EXECUTABLE_CACHE",
-                                               cache.rstrip("/") + "-executables"))
+    program_cache.set_directory(os.environ.get("SSADJAX_EXECUTABLE_CACHE", "") or None)
   from ssadjax import experiment
   logging.getLogger("ssadjax").info("jax %s on %s", jax.__version__, jax.devices())
   experiment.train_and_evaluate(config, _WORKDIR.value)
