@@ -56,6 +56,9 @@ flags.DEFINE_bool("deepod", True, "also run DeepOD (needs torch and deepod)")
 flags.DEFINE_bool("table", True, "run the per-model table")
 flags.DEFINE_bool("grid", False, "also time the full grid, cold and warm cache")
 flags.DEFINE_string("report_only", "", "print the tables of an existing results.jsonl")
+flags.DEFINE_bool("executable_cache", True,
+                  "ssadjax workers also use ssadjax.program_cache (opt-in in experiments.main); "
+                  "False: JAX's persistent compilation cache only")
 # Internal: one measurement in this process.
 flags.DEFINE_enum("worker", "", ["", "ssadjax", "deepod", "flops"], "internal")
 flags.DEFINE_string("dataset", "", "internal")
@@ -138,7 +141,8 @@ def worker_ssadjax():
   if FLAGS.cache:  # both caches, as experiments/main.py sets them
     jax.config.update("jax_compilation_cache_dir", FLAGS.cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    program_cache.set_directory(FLAGS.cache.rstrip("/") + "-executables")
+    if FLAGS.executable_cache:
+      program_cache.set_directory(FLAGS.cache.rstrip("/") + "-executables")
   import numpy as np
 
   seeds3 = [0, 1, 2]
@@ -267,7 +271,8 @@ def _record(path, row):
 
 def run_table(out_dir: pathlib.Path):
   results = out_dir / "results.jsonl"
-  common = [f"--data_dir={FLAGS.data_dir}", f"--epochs={FLAGS.epochs}"]
+  common = [f"--data_dir={FLAGS.data_dir}", f"--epochs={FLAGS.epochs}",
+            f"--executable_cache={FLAGS.executable_cache}"]
   one_thread = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
   _record(results, {"kind": "flops", "load": _load(), **_run(["--worker=flops"])})
   for dataset in FLAGS.datasets:
@@ -308,7 +313,8 @@ def run_grid(out_dir: pathlib.Path):
     cmd = [sys.executable, "-m", "experiments.main", "--config=experiments/configs/adbench.py",
            f"--config.data_dir={FLAGS.data_dir}", f"--config.grid={grid}",
            "--config.num_seeds=3", f"--workdir={workdir}"]
-    env = {**os.environ, "SSADJAX_COMPILATION_CACHE": cache}
+    env = {**os.environ, "SSADJAX_COMPILATION_CACHE": cache,
+           "SSADJAX_EXECUTABLE_CACHE": cache + "-executables" if FLAGS.executable_cache else ""}
     load = _load()
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,

@@ -241,9 +241,13 @@ def _compiled(key, lower: Callable[[], Any]):
   stable = isinstance(key[0][0], str)
   program = program_cache.load(key) if stable else None
   if program is None:
+    jax_cache_hits = program_cache.jax_cache_hits()
     program = lower().compile()
     program_stats["compiles"] += 1
-    if stable:
+    # An executable that JAX loaded from its own persistent cache does not re-serialise
+    # whole on XLA:CPU (a later process fails with "Function ... not found"): only
+    # programs really compiled here are stored.
+    if stable and program_cache.jax_cache_hits() == jax_cache_hits:
       program_cache.store(key, program)
   else:
     program_stats["loads"] += 1

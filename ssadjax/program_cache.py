@@ -27,6 +27,24 @@ import jax
 log = logging.getLogger(__name__)
 
 _directory: str | None = None
+_jax_cache_hits = 0
+
+
+def _count_jax_cache_hits(event: str, **kwargs) -> None:
+  global _jax_cache_hits
+  if event == "/jax/compilation_cache/cache_hits":
+    _jax_cache_hits += 1
+
+
+jax.monitoring.register_event_listener(_count_jax_cache_hits)
+
+
+def jax_cache_hits() -> int:
+  """How many programs this process took from JAX's persistent compilation cache. Such
+  executables must not be stored here: serialising one that was itself deserialised
+  drops kernels on XLA:CPU (jax 0.10.2), and a later process that loads it fails at run
+  time with `NOT_FOUND: Function <fusion> not found`."""
+  return _jax_cache_hits
 
 
 def set_directory(path: str | None) -> None:
