@@ -19,7 +19,7 @@ import logging
 from ssadjax import checkpoint as ckpt
 from ssadjax import parallel
 from ssadjax import program_cache
-from ssadjax.methods.base import Method, TrainData
+from ssadjax.methods.base import Method, TrainData, make_variables
 
 log = logging.getLogger(__name__)
 
@@ -301,8 +301,7 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   seeds_array = np.asarray(seeds, np.int32)
   if layout is not None:
     layout.check_seeds(len(seeds))
-    place = lambda tree: jax.tree.map(
-        lambda a: parallel.global_array(layout, layout.per_seed, np.asarray(a)), tree)
+    place = layout.put_per_seed
     jit_kwargs = {"out_shardings": layout.per_seed}
   else:
     place = jax.device_put
@@ -371,8 +370,6 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
         if bad_steps.size and seed not in diverged:
           step = int(bad_steps.min())
           if on_divergence == "stop":
-            if manager:
-              manager.wait_until_finished()
             raise DivergenceError(
                 f"seed {seed}: non-finite training loss at step {step} (epoch "
                 f"{step // method.steps_per_epoch + 1}); the last good checkpoint is "
@@ -407,15 +404,11 @@ def score(method: Method, state: TrainState, x, *,
   """`[seeds, n]` anomaly scores of per-seed inputs `x` `[seeds, n, d]` (eval mode).
   The compiled program is reused as `fit`'s (same `program_key` semantics)."""
   def one(state, x):
-    params, batch_stats = state.final_variables()
-    variables = {"params": params}
-    if batch_stats:
-      variables["batch_stats"] = batch_stats
-    return method.score(variables, state.extras, x)
+    return method.score(make_variables(*state.final_variables()), state.extras, x)
 
   x = _as_float32(np.asarray(x)) if not isinstance(x, jax.Array) else x
   if layout is not None:
-    x = parallel.global_array(layout, layout.per_seed, np.asarray(x))
+    x = layout.put_per_seed(x)
   program, _ = _compiled(
       ((_program_owner(method, program_key), _layout_key(layout)), "score",
        _avals_key(state, x)),
@@ -445,7 +438,6 @@ def recompute_batch_stats(method: Method, state: TrainState, data: TrainData, *,
     return state.replace(batch_stats=new)
 
   if layout is not None:
-    data = jax.tree.map(
-        lambda a: parallel.global_array(layout, layout.per_seed, np.asarray(a)), data)
+    data = layout.put_per_seed(data)
     return jax.jit(_vmap(one, layout), out_shardings=layout.per_seed)(state, data)
   return jax.jit(_vmap(one, layout))(state, data)

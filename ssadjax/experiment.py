@@ -146,26 +146,21 @@ def prepare_splits(config, seeds):
   import dataclasses
   d = config.data
   x, y = data_lib.load_dataset(
-      config.dataset, config.data_dir or None, tfds_dir=d.get("tfds_dir", "") or None,
-      image_split=d.get("image_split", "train"),
-      image_anomaly_ratio=d.get("image_anomaly_ratio", 0.05),
-      tfds_download=d.get("tfds_download", False))
+      config.dataset, config.data_dir or None, tfds_dir=d.tfds_dir or None,
+      image_split=d.image_split, image_anomaly_ratio=d.image_anomaly_ratio,
+      tfds_download=d.tfds_download)
   splits = []
   for seed in seeds:
     split = data_lib.adbench_splits(
         x, y, rng=np.random.default_rng(seed), la=_la(config.la),
-        at_least_one_labeled=config.data.at_least_one_labeled,
-        test_size=config.data.test_size, resample=config.data.resample,
-        upsample_threshold=config.data.upsample_threshold,
-        downsample_threshold=config.data.downsample_threshold,
-        minmax=config.data.minmax, normal_clean=config.data.normal_clean,
-        label_contamination=config.data.label_contamination,
-        realistic_synthetic_mode=d.get("realistic_synthetic_mode", "") or None,
-        alpha=d.get("alpha", 5.0), percentage=d.get("percentage", 0.1),
-        global_bounds=d.get("global_bounds", "adbench"),
-        noise_type=d.get("noise_type", "") or None,
-        duplicate_times=d.get("duplicate_times", 2), noise_ratio=d.get("noise_ratio", 0.05),
-        minmax_scope=d.get("minmax_scope", "auto"))
+        at_least_one_labeled=d.at_least_one_labeled, test_size=d.test_size,
+        resample=d.resample, upsample_threshold=d.upsample_threshold,
+        downsample_threshold=d.downsample_threshold, minmax=d.minmax,
+        normal_clean=d.normal_clean, label_contamination=d.label_contamination,
+        realistic_synthetic_mode=d.realistic_synthetic_mode or None, alpha=d.alpha,
+        percentage=d.percentage, global_bounds=d.global_bounds,
+        noise_type=d.noise_type or None, duplicate_times=d.duplicate_times,
+        noise_ratio=d.noise_ratio, minmax_scope=d.minmax_scope)
     if split.x_train.ndim > 2:
       split = dataclasses.replace(
           split, x_train=split.x_train.reshape(split.x_train.shape[0], -1),

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from ssadjax import engine, methods
-from ssadjax.methods.base import Method
+from ssadjax.methods.base import Method, make_variables
 
 
 def _prefetch(iterator, size: int):
@@ -97,8 +97,7 @@ def fit_host_fed(method: Method, x, semi_labels, seed: int, *, batch_size: int,
 
 def score_host_fed(method: Method, state, x, *, block: int = 4096) -> np.ndarray:
   """Scores host rows in blocks (eval mode, running statistics)."""
-  params, batch_stats = state.final_variables()
-  variables = {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+  variables = make_variables(*state.final_variables())
   fn = jax.jit(lambda v, e, xb: method.score(v, e, xb))
   return np.concatenate([np.asarray(fn(variables, state.extras,
                                        np.asarray(x[i:i + block], np.float32)))

@@ -168,7 +168,7 @@ class GroupedBatchNorm(nn.Module):
     ra_mean = self.variable("batch_stats", "mean", lambda: jnp.zeros(features, jnp.float32))
     ra_var = self.variable("batch_stats", "var", lambda: jnp.ones(features, jnp.float32))
     if self.use_running_average:
-      mean, var = ra_mean.value, ra_var.value
+      y = (x - ra_mean.value) * jax.lax.rsqrt(ra_var.value + self.epsilon)
     else:
       batch = x.shape[0]
       if batch % self.groups:
@@ -192,8 +192,6 @@ class GroupedBatchNorm(nn.Module):
                         + (1 - self.momentum) * jnp.mean(group_var, axis=axes + (0,)))
       y = (grouped - group_mean) * jax.lax.rsqrt(group_var + self.epsilon)
       y = y.reshape(x.shape)
-    if self.use_running_average:
-      y = (x - mean) * jax.lax.rsqrt(var + self.epsilon)
     if self.affine:
       y = y * self.param("scale", nn.initializers.ones, (features,), jnp.float32)
       y = y + self.param("bias", nn.initializers.zeros, (features,), jnp.float32)

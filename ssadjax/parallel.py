@@ -43,6 +43,10 @@ class Layout:
     spmd_axis_name adds 'replica' for the seed axis)."""
     return NamedSharding(self.mesh, P("data"))
 
+  def put_per_seed(self, tree):
+    """Host arrays with a leading seed axis -> global arrays laid out as `per_seed`."""
+    return jax.tree.map(lambda a: global_array(self.per_seed, np.asarray(a)), tree)
+
   def check_batch(self, batch: dict) -> None:
     for name, leaf in batch.items():
       if leaf.shape[0] % self.data_size:
@@ -100,7 +104,7 @@ def initialize_distributed(cfg) -> None:
            jax.process_count(), jax.local_device_count(), jax.device_count())
 
 
-def global_array(layout: Layout, sharding: NamedSharding, host_array: np.ndarray):
+def global_array(sharding: NamedSharding, host_array: np.ndarray):
   """A global jax.Array from the host copy that every process holds (the training pool
   and test split are rebuilt deterministically from the seed on every process)."""
   if jax.process_count() == 1:

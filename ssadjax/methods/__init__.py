@@ -29,6 +29,19 @@ PLACEMENTS = {"funad": ("reference", "none"), "bgad": ("reference",)}
 # Methods that cannot use labelled anomalies, hence have no AnoOnly variant.
 UNSUPERVISED = ("deepsvdd",)
 
+# Methods that may use labels but have no AnoOnly variant, with the reason. (Not in
+# UNSUPERVISED: that would hide their labels too.)
+NO_ANOONLY = {
+    "funad": ("funad is fully unsupervised and has no AnoOnly variant: AnoOnly keeps only "
+              "the loss terms of labelled anomalies and relies on BatchNorm statistics of "
+              "the unlabelled rows, while FUN-AD has no BatchNorm and (at la = 0) no "
+              "labelled anomaly; run it with anomaly_only=False"),
+    "clad": ("clad has no AnoOnly variant: AnoOnly keeps only the labelled-anomaly loss "
+             "terms, which would train CLAD's confidence classifier on anomalies alone and "
+             "invert its score; CLAD is unsupervised (labelled anomalies are excluded from "
+             "its training). Run it with anomaly_only=False"),
+}
+
 
 def check_hparams(cfg, section_name: str) -> None:
   """Clear errors for hyper-parameters that cannot work, before anything is compiled."""
@@ -58,6 +71,8 @@ def build(cfg, input_dim: int, num_train: int) -> Method:
     if cfg.method in UNSUPERVISED:
       raise ValueError(f"{cfg.method} trains without labels; anomaly_only=True needs a "
                        "method that uses labelled anomalies")
+    if cfg.method in NO_ANOONLY:
+      raise ValueError(NO_ANOONLY[cfg.method])
     factory = anoonly.anomaly_only(factory, empty_batch=cfg.anoonly.empty_batch)
   return factory(cfg, input_dim, num_train)
 

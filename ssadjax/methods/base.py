@@ -113,13 +113,16 @@ def shuffled_sampler(batch_size: int) -> Sampler:
   return Sampler(begin_epoch=begin_epoch, batch=batch)
 
 
+def make_variables(params, batch_stats) -> dict:
+  """Linen variables; models without BatchNorm (LayerNorm / no-norm controls, flows) have
+  no 'batch_stats' collection."""
+  return {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})}
+
+
 def apply_train(model, params, batch_stats, x, **kwargs):
   """Train-mode forward that returns (output, new_batch_stats); works with or without
   BatchNorm in the model (LayerNorm / no-norm controls have no batch_stats)."""
-  variables = {"params": params}
-  if batch_stats:
-    variables["batch_stats"] = batch_stats
-  out, updates = model.apply(variables, x, train=True, mutable=["batch_stats"], **kwargs)
+  out, updates = model.apply(make_variables(params, batch_stats), x, train=True, mutable=["batch_stats"], **kwargs)
   return out, updates.get("batch_stats", batch_stats)
 
 

@@ -317,12 +317,7 @@ def resolve_image_shape(cfg, hp, input_dim: int) -> tuple[int, int, int]:
 def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False
                 ) -> base.Method:
   """CLAD from `cfg.clad` (see experiments/configs/common.py for every field)."""
-  if insert_norm:
-    raise ValueError(
-        "clad has no AnoOnly variant: AnoOnly keeps only the labelled-anomaly loss terms, "
-        "which would train CLAD's confidence classifier on anomalies alone and invert its "
-        "score; CLAD is unsupervised (labelled anomalies are excluded from its training). "
-        "Run it with anomaly_only=False")
+  del insert_norm  # AnoOnly is refused in methods.build (NO_ANOONLY)
   hp = cfg.clad
   if hp.labelled_anomalies not in LABELLED_ANOMALIES:
     raise ValueError(f"clad.labelled_anomalies={hp.labelled_anomalies!r}; expected one of "

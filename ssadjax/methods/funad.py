@@ -37,7 +37,7 @@ Labels: with `la = 0` (the protocol then labels nothing, ceil(0) = 0) training i
 unsupervised. With labelled anomalies and `use_labels=True` they are known positives:
 pseudo-label 1 and never in the memory bank. AnoOnly has no meaningful FUN-AD variant
 (no BatchNorm to carry the unlabelled rows, and with la = 0 there is nothing to keep):
-the factory refuses `insert_norm=True` with a clear error.
+`methods.build` refuses anomaly_only=True with the reason (methods.NO_ANOONLY).
 
 Not reproduced: test-set model selection (pitfall 30; we score the last epoch), Perlin
 synthetic anomalies (image-only), the symmetric-KL smoothness variant.
@@ -262,12 +262,7 @@ def sum_loss(per_example, anomaly_mask):
 def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False
                 ) -> base.Method:
   """FUN-AD from `cfg.funad` (see the module docstring)."""
-  if insert_norm:
-    raise ValueError(
-        "funad is fully unsupervised and has no AnoOnly variant: AnoOnly keeps only the "
-        "loss terms of labelled anomalies and relies on BatchNorm statistics of the "
-        "unlabelled rows, while FUN-AD has no BatchNorm and (at la = 0) no labelled "
-        "anomaly; run it with anomaly_only=False")
+  del insert_norm  # AnoOnly is refused in methods.build (NO_ANOONLY)
   hp = cfg.funad
   if hp.self_match not in SELF_MATCH:
     raise ValueError(f"funad.self_match={hp.self_match!r}; expected one of {SELF_MATCH}")
