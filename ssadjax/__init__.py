@@ -7,6 +7,6 @@ Labels: `labels` are ground truth (1 = anomaly); `semi_labels` are what training
 __version__ = "0.1.0"
 
 from ssadjax.estimators import (  # noqa: E402
-    BGAD, FEAWAD, FUNAD, DeepSAD, DeepSVDD, DevNet, PReNet)
+    BGAD, CLAD, FEAWAD, FUNAD, DeepSAD, DeepSVDD, DevNet, PReNet)
 
-__all__ = ["BGAD", "FEAWAD", "FUNAD", "DeepSAD", "DeepSVDD", "DevNet", "PReNet"]
+__all__ = ["BGAD", "CLAD", "FEAWAD", "FUNAD", "DeepSAD", "DeepSVDD", "DevNet", "PReNet"]

@@ -149,6 +149,8 @@ class BaseDetector(_SklearnBase):
     self.state_, self.timing_ = engine.fit(self.method_, data, [config.seed],
                                            chunk_epochs=config.train.chunk_epochs,
                                            layout=layout)
+    if config.norm.eval_stats == "recomputed":  # as the experiment runner does
+      self.state_ = engine.recompute_batch_stats(self.method_, self.state_, data, layout=layout)
     self.n_features_in_ = x.shape[1]
     self.num_train_ = x.shape[0]
     self.num_labelled_ = int(semi.sum())
@@ -275,5 +277,90 @@ class FUNAD(BaseDetector):
   _method = "funad"
 
 
+class CLAD(BaseDetector):
+  """CLAD (Park et al., ICLR 2021 workshop): clustering-based self-labelling, a confidence
+  classifier on the pseudo-labels, ODIN confidence as normality. Images only.
+
+  The rows of X are flattened images, `X.reshape(n, -1)` of an `[n, h, w, c]` array, and
+  `image_shape=(h, w, c)` is required (h and w divisible by 4 for the autoencoder). CLAD is
+  unsupervised: with `labelled_anomalies='exclude'` (default) rows with y = 1 are left out
+  of every stage, with 'ignore' they are used as unlabelled rows. There is no AnoOnly
+  variant, hence no `anomaly_only` parameter. Defaults are `config.clad`'s (the reference's
+  MNIST-scenario settings); `hparams` sets any other `config.clad` field (e.g.
+  `kmeans_n_init`, `dec_tol`, `odin_epsilon_scale`). The inputs are standardised per
+  channel inside the method (statistics of the training rows).
+  """
+  _method = "clad"
+  anomaly_only = False  # read by make_config; not a parameter (methods.NO_ANOONLY)
+
+  def __init__(self, *, image_shape=None, num_clusters=10, latent_dim=10, ae_epochs=100,
+               dec_epochs=100, num_epochs=100, batch_size=128, learning_rate=1e-4,
+               classifier="cnn", temperature=1000.0, odin_epsilon=1e-4,
+               labelled_anomalies="exclude", norm=None, preset="adbench", hparams=None,
+               contamination=0.1, random_state=0, **unexpected):
+    if unexpected:  # not a parameter (the protocol ignores **): a clear TypeError
+      if "anomaly_only" in unexpected:
+        raise TypeError(
+            "CLAD has no anomaly_only parameter: it has no AnoOnly variant (AnoOnly keeps "
+            "only the labelled-anomaly loss terms, which would train CLAD's confidence "
+            "classifier on anomalies alone and invert its score; see methods.NO_ANOONLY)")
+      raise TypeError(f"CLAD got unexpected keyword argument(s) {sorted(unexpected)}; valid: "
+                      f"{self._param_names()}")
+    # BaseDetector's parameters except anomaly_only (the class attribute, always False).
+    self.norm = norm
+    self.preset = preset
+    self.hparams = hparams
+    self.contamination = contamination
+    self.random_state = random_state
+    self.image_shape = image_shape
+    self.num_clusters = num_clusters
+    self.latent_dim = latent_dim
+    self.ae_epochs = ae_epochs
+    self.dec_epochs = dec_epochs
+    self.num_epochs = num_epochs
+    self.batch_size = batch_size
+    self.learning_rate = learning_rate
+    self.classifier = classifier
+    self.temperature = temperature
+    self.odin_epsilon = odin_epsilon
+    self.labelled_anomalies = labelled_anomalies
+
+  def _image_shape(self) -> tuple[int, int, int]:
+    shape = self.image_shape
+    if shape is None or (isinstance(shape, (tuple, list)) and not shape):
+      raise ValueError("CLAD needs image_shape=(height, width, channels): the rows of X are "
+                       "flattened images (e.g. (8, 8, 1) for the 8x8 digits, (28, 28, 1) "
+                       "for MNIST, (32, 32, 3) for CIFAR-10)")
+    try:
+      dims = tuple(int(s) for s in shape)
+      ok = len(dims) == 3 and all(d >= 1 and d == s for d, s in zip(dims, shape))
+    except (TypeError, ValueError):
+      ok = False
+    if not ok:
+      raise ValueError(f"CLAD: image_shape={shape!r} must be three positive integers "
+                       "(height, width, channels)")
+    return dims
+
+  def _section_overrides(self):
+    if "image_shape" in (self.hparams or {}):
+      raise ValueError("CLAD: give the image shape as image_shape=(h, w, c), not in hparams")
+    return {"image_shape": self._image_shape(), "num_clusters": self.num_clusters,
+            "latent_dim": self.latent_dim, "ae_epochs": self.ae_epochs,
+            "dec_epochs": self.dec_epochs, "num_epochs": self.num_epochs,
+            "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+            "classifier": self.classifier, "temperature": self.temperature,
+            "odin_epsilon": self.odin_epsilon, "labelled_anomalies": self.labelled_anomalies}
+
+  def fit(self, X, y=None):
+    """Trains on flattened images X; y: 1 = labelled anomaly (see `labelled_anomalies`)."""
+    x = _validate_x(X, "fit")
+    shape = self._image_shape()
+    if x.shape[1] != int(np.prod(shape)):
+      raise DatasetError(f"fit: X has {x.shape[1]} features, but image_shape={shape} needs "
+                         f"{'*'.join(map(str, shape))} = {int(np.prod(shape))}: the rows of X "
+                         "must be images flattened as X.reshape(n, -1) of [n, h, w, c].")
+    return super().fit(x, y)
+
+
 DETECTORS = {cls.__name__: cls for cls in (DeepSAD, DeepSVDD, DevNet, PReNet, FEAWAD, BGAD,
-                                            FUNAD)}
+                                            FUNAD, CLAD)}

@@ -31,7 +31,7 @@ put in front of the blocks (its log-determinant is part of the likelihood), the 
 reduced over the labelled anomalies only, i.e. the anomaly push term lambda * L_a
 against the boundary estimated from the unlabelled rows of the same batch, and the ML
 warm-up (a loss on unlabelled rows) is skipped unless `bgad.anoonly_ml_warmup`. See
-BUILD_NOTES_issue10_bgad.md for why this variant should be weak and what it measured.
+BUILD_NOTES.md §13 for why this variant should be weak and what it measured.
 """
 
 
