@@ -8,6 +8,7 @@ leaves a half-written result.
 
 import ast
 import csv
+import fnmatch
 import importlib.metadata
 import io
 import json
@@ -316,7 +317,16 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
 
 def parse_grid(spec: str) -> list[dict]:
   """'dataset=6_cardio|38_thyroid;anomaly_only=False|True' -> list of override dicts
-  (the cartesian product, the first key varying slowest)."""
+  (the cartesian product, the first key varying slowest). Products joined by '+' are
+  concatenated: 'method=deepsad|devnet;la=0.01|0.1 + method=funad' runs the unsupervised
+  method once instead of once per `la` ('+' splits only before a `key=`)."""
+  cells = []
+  for product in re.split(r"\+(?=\s*@?[\w.]+\s*=)", spec):
+    cells += _parse_product(product)
+  return cells
+
+
+def _parse_product(spec: str) -> list[dict]:
   cells = [{}]
   for part in filter(None, (p.strip() for p in spec.split(";"))):
     if "=" not in part:
@@ -330,6 +340,25 @@ def parse_grid(spec: str) -> list[dict]:
         parsed.append(v.strip())
     cells = [{**c, key.strip(): v} for c in cells for v in parsed]
   return cells
+
+
+def expand_dataset_patterns(cells: list[dict], data_dir) -> list[dict]:
+  """A grid dataset value with a wildcard ('CV_by_ResNet18/*', 'Classical/*') becomes one
+  cell per matching ADBench file under `data_dir` (sorted), so table configs run over
+  whatever subset of ADBench a user has. A pattern matching nothing is an error."""
+  out = []
+  for cell in cells:
+    pattern = cell.get("dataset")
+    if not isinstance(pattern, str) or not any(ch in pattern for ch in "*?["):
+      out.append(cell)
+      continue
+    root = data_lib.resolve_data_dir(data_dir or None)
+    names = [n for n in data_lib.list_datasets(root) if fnmatch.fnmatchcase(n, pattern)]
+    if not names:
+      raise ValueError(f"grid dataset pattern {pattern!r} matches no .npz file under "
+                       f"{str(root)!r} (names look like Classical/6_cardio)")
+    out += [{**cell, "dataset": n} for n in names]
+  return out
 
 
 def preset_overrides(config, key: str, value) -> list[tuple[str, object]]:
@@ -369,7 +398,7 @@ def _set(config, dotted: str, value):
 
 def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
   workdir = pathlib.Path(workdir)
-  cells = parse_grid(config.grid)
+  cells = expand_dataset_patterns(parse_grid(config.grid), config.data_dir)
   _claim_workdir(config, workdir)
   rows, summaries = [], []
   for i, overrides in enumerate(cells):
@@ -391,10 +420,10 @@ def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
                    # the cell's grid values as extra columns ('@policy' -> 'policy')
                    **{k.lstrip("@"): v for k, v in overrides.items()
                       if k.lstrip("@") not in RESULT_FIELDS}})
-  extra = [k.lstrip("@") for k in (cells[0] if cells else {})
-           if k.lstrip("@") not in RESULT_FIELDS]
+  extra = list(dict.fromkeys(k.lstrip("@") for cell in cells for k in cell
+                             if k.lstrip("@") not in RESULT_FIELDS))
   out = io.StringIO()
-  writer = csv.DictWriter(out, fieldnames=list(RESULT_FIELDS) + extra)
+  writer = csv.DictWriter(out, fieldnames=list(RESULT_FIELDS) + extra, restval="")
   writer.writeheader()
   writer.writerows(rows)
   atomic_write_text(workdir / "results.csv", out.getvalue())

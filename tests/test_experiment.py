@@ -99,6 +99,60 @@ def test_grid_writes_csv_and_report(tmp_path):
   assert "deepsad+anoonly" in report and "synthetic" in report
 
 
+def test_parse_grid_concatenates_products_joined_by_plus():
+  cells = experiment.parse_grid("method=deepsad|devnet;la=0.01|1e+3 + method=funad;la=0.0")
+  assert cells == [{"method": "deepsad", "la": 0.01}, {"method": "deepsad", "la": 1000.0},
+                   {"method": "devnet", "la": 0.01}, {"method": "devnet", "la": 1000.0},
+                   {"method": "funad", "la": 0.0}]
+
+
+def _fake_adbench(root, names):
+  rng = np.random.default_rng(0)
+  for name in names:
+    path = root / f"{name}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, X=rng.normal(size=(40, 3)).astype(np.float32), y=np.r_[np.zeros(36), np.ones(4)])
+
+
+def test_dataset_patterns_expand_to_the_files_found(tmp_path):
+  _fake_adbench(tmp_path, ["Classical/6_cardio", "Classical/2_annthyroid",
+                           "CV_by_ResNet18/CIFAR10_0", "NLP_by_BERT/20news_3"])
+  cells = experiment.expand_dataset_patterns(
+      experiment.parse_grid("method=devnet;dataset=CV_by_ResNet18/*|NLP_by_BERT/*|6_cardio"),
+      str(tmp_path))
+  assert [c["dataset"] for c in cells] == ["CV_by_ResNet18/CIFAR10_0", "NLP_by_BERT/20news_3",
+                                           "6_cardio"]
+  assert all(c["method"] == "devnet" for c in cells)
+  cells = experiment.expand_dataset_patterns([{"dataset": "Classical/*"}], str(tmp_path))
+  assert [c["dataset"] for c in cells] == ["Classical/2_annthyroid", "Classical/6_cardio"]
+  with pytest.raises(ValueError, match="matches no .npz file"):
+    experiment.expand_dataset_patterns([{"dataset": "CV_by_ViT/*"}], str(tmp_path))
+
+
+def test_table_configs_cover_every_file_found(tmp_path):
+  from experiments.configs import adbench_table, anoonly_table
+  _fake_adbench(tmp_path, ["Classical/6_cardio", "Classical/2_annthyroid",
+                           "CV_by_ResNet18/CIFAR10_0", "NLP_by_BERT/20news_3"])
+  expand = lambda c: experiment.expand_dataset_patterns(experiment.parse_grid(c.grid), str(tmp_path))
+  cells = expand(anoonly_table.get_config())
+  assert len(cells) == 4 * 2 * 2  # methods x {baseline, AnoOnly} x CV/NLP files
+  cells = expand(adbench_table.get_config("all"))
+  # 4 ADBench methods and BGAD at three ratios, FUN-AD once (unsupervised), per file
+  assert len(cells) == (4 * 3 + 3 + 1) * 2
+  assert {c["la"] for c in cells if c["method"] == "funad"} == {0.0}
+  with pytest.raises(ValueError, match="unknown variant"):
+    adbench_table.get_config("quik")
+
+
+def test_grid_union_writes_one_csv_with_every_column(tmp_path):
+  config = _synthetic_config(grid="anomaly_only=False|True + method=deepsvdd")
+  config.num_seeds = 1
+  experiment.train_and_evaluate(config, tmp_path)
+  rows = (tmp_path / "results.csv").read_text().splitlines()
+  assert len(rows) == 1 + 3
+  assert rows[-1].startswith("deepsvdd,False,synthetic")
+
+
 def _main(*args, env=None, timeout=600):
   return subprocess.run([sys.executable, "-m", "experiments.main", *args], cwd=REPO,
                         capture_output=True, text=True, timeout=timeout,

@@ -1,0 +1,397 @@
+"""Our tables beside the published ones, with figures: reads grid workdirs, writes a report.
+
+  python -m experiments.report runs/anoonly_table --table=anoonly
+  python -m experiments.report runs/adbench_table --table=adbench --example=Classical/6_cardio
+
+Reads every finished cell (`cells/*/results.json`, so a grid still running or interrupted
+can be reported on) and writes into `--out` (default WORKDIR/report/):
+
+* report.md: our AUROC beside ADBench (tables D6/D8/D10) or AnoOnly (README overall),
+  the differences, and a list of every gap larger than `--gap` points;
+* anoonly_families.png: per family, baseline vs +AnoOnly bars per method (error bars: std
+  over the family's sub-tasks and seeds);
+* auroc_vs_la.png: mean AUROC over the datasets against la, ours and ADBench's;
+* example_<dataset>.png: ROC curves and score histograms of every method on one dataset.
+
+Aggregation as the references: a family is the mean over its sub-tasks, "overall" the
+unweighted mean over families (methods.md 1.7); classical datasets are means over seeds.
+Published means are recomputed over the same datasets/families as ours, so a table over
+a subset of ADBench compares like with like; the papers' all-dataset means are quoted
+beside them.
+"""
+
+import argparse
+import json
+import pathlib
+from collections import defaultdict
+
+import numpy as np
+
+from experiments import published
+
+GAP = 3.0  # AUROC points; larger differences to a published number are listed
+
+
+def read_cells(workdirs) -> list[dict]:
+  """One record per finished cell: method, anomaly_only, dataset, la, per-seed AUROC/AUPRC
+  (diverged seeds dropped) and the cell's folder."""
+  records = []
+  for workdir in map(pathlib.Path, workdirs):
+    paths = sorted(workdir.glob("cells/*/results.json"))
+    if not paths and (workdir / "results.json").exists():
+      paths = [workdir / "results.json"]
+    if not paths:
+      raise FileNotFoundError(f"{workdir}: no finished cell (cells/*/results.json) to report on")
+    for path in paths:
+      r = json.loads(path.read_text())
+      keep = [i for i, v in enumerate(r["auroc"]) if v is not None]
+      records.append({
+          "method": r["method"], "anomaly_only": bool(r["anomaly_only"]),
+          "dataset": r["dataset"], "la": float(r["la"]), "dir": path.parent,
+          "auroc": [100 * r["auroc"][i] for i in keep],
+          "auprc": [100 * r["auprc"][i] for i in keep]})
+  return records
+
+
+def variant(method: str, anomaly_only: bool) -> str:
+  return method + ("+AnoOnly" if anomaly_only else "")
+
+
+def _fmt(value, std=None) -> str:
+  if value is None or (isinstance(value, float) and np.isnan(value)):
+    return "–"
+  return f"{value:.2f}" if std is None else f"{value:.2f} ± {std:.2f}"
+
+
+def _diff(ours, ref) -> str:
+  if ours is None or ref is None:
+    return "–"
+  d = ours - ref
+  return f"**{d:+.2f}**" if abs(d) > GAP else f"{d:+.2f}"
+
+
+_METHOD_ORDER = list(published.METHOD_COLUMN) + ["bgad", "funad", "deepsvdd", "clad"]
+
+
+def _rank(method: str):
+  return (_METHOD_ORDER.index(method) if method in _METHOD_ORDER else 99, method)
+
+
+def _order(methods):
+  return sorted(set(methods), key=_rank)
+
+
+# ------------------------------------------------------------------------------ AnoOnly
+
+
+def anoonly_summary(records):
+  """{(method, anomaly_only): {family: [per sub-task mean AUROC]}} over CV/NLP cells."""
+  out = defaultdict(lambda: defaultdict(list))
+  for r in records:
+    fam = published.family(r["dataset"])
+    if fam is not None and r["auroc"]:
+      out[(r["method"], r["anomaly_only"])][fam].append(float(np.mean(r["auroc"])))
+  return out
+
+
+def overall(per_family: dict) -> float:
+  """Mean over families of the mean over each family's sub-tasks (methods.md 1.7)."""
+  return float(np.mean([np.mean(v) for v in per_family.values()]))
+
+
+def anoonly_report(records, gaps: list) -> str:
+  summary = anoonly_summary(records)
+  if not summary:
+    return ""
+  methods = _order(m for m, _ in summary)
+  families = [f for f in published.CV_FAMILIES + published.NLP_FAMILIES
+              if any(f in summary[k] for k in summary)]
+  lines = ["## AnoOnly table: CV and NLP families, la = 0.1", "",
+           f"Families found: {', '.join(families)} ({len(families)} of 10). Per family: mean "
+           "± std over its sub-tasks (and seeds); ADBench = Table D10's family value "
+           "(baseline methods only).", ""]
+  header = "| family | files |"
+  rule = "|---|---|"
+  for m in methods:
+    header += f" {m} | {m}+AnoOnly | ADBench {m} |"
+    rule += "---|---|---|"
+  lines += [header, rule]
+  for fam in families:
+    n = max(len(summary[k].get(fam, [])) for k in summary)
+    row = f"| {fam} | {n} |"
+    for m in methods:
+      for ao in (False, True):
+        v = summary.get((m, ao), {}).get(fam)
+        row += f" {_fmt(np.mean(v), np.std(v)) if v else '–'} |"
+      ref = published.adbench(m, fam, 0.1)
+      ours = summary.get((m, False), {}).get(fam)
+      row += f" {_fmt(ref)} |"
+      if ref is not None and ours and abs(np.mean(ours) - ref) > GAP:
+        gaps.append((f"{m} on {fam} (family mean, la 0.1)", float(np.mean(ours)), ref,
+                     "ADBench D10"))
+    lines.append(row)
+
+  lines += ["", "Overall = unweighted mean over the families above (AnoOnly's aggregation). "
+            "The AnoOnly README and ADBench 'all 10' means cover ten families; "
+            "'ADBench, same families' averages D10 over ours only.", "",
+            "| method | ours | ours +AnoOnly | Δ ours | AnoOnly README | README +AnoOnly | Δ README "
+            "| ADBench, same families | ADBench, all 10 | ours CV / NLP | ours +AnoOnly CV / NLP |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+  for m in methods:
+    base, ao = summary.get((m, False), {}), summary.get((m, True), {})
+    ob = overall(base) if base else None
+    oa = overall(ao) if ao else None
+    readme = published.ANOONLY_OVERALL.get(m, {})
+    refs = [published.adbench(m, f, 0.1) for f in base]
+    same = float(np.mean(refs)) if refs and None not in refs else None
+    all10 = [published.adbench(m, f, 0.1) for f in published.CV_FAMILIES + published.NLP_FAMILIES]
+    all10 = float(np.mean(all10)) if None not in all10 else None
+
+    def by_modality(per_family):
+      parts = []
+      for mod in ("CV", "NLP"):
+        sub = {f: v for f, v in per_family.items() if published.modality(f) == mod}
+        parts.append(_fmt(overall(sub)) if sub else "–")
+      return " / ".join(parts)
+
+    lines.append(
+        f"| {m} | {_fmt(ob)} | {_fmt(oa)} | {_fmt(oa - ob) if ob is not None and oa is not None else '–'} "
+        f"| {_fmt(readme.get(False))} | {_fmt(readme.get(True))} | "
+        f"{_fmt(readme[True] - readme[False]) if readme else '–'} | {_fmt(same)} | {_fmt(all10)} | "
+        f"{by_modality(base)} | {by_modality(ao)} |")
+    if ob is not None and same is not None and abs(ob - same) > GAP:
+      gaps.append((f"{m} overall over {len(base)} families", ob, same, "ADBench D10, same families"))
+    for ao_flag, ours in ((False, ob), (True, oa)):
+      ref = readme.get(ao_flag)
+      if ours is not None and ref is not None and abs(ours - ref) > GAP:
+        gaps.append((f"{variant(m, ao_flag)} overall ({len(base)} of 10 families)", ours, ref,
+                     "AnoOnly README (10 families)"))
+  return "\n".join(lines) + "\n"
+
+
+def plot_families(records, out_png):
+  plt = _pyplot()
+  summary = anoonly_summary(records)
+  families = [f for f in published.CV_FAMILIES + published.NLP_FAMILIES
+              if any(f in summary[k] for k in summary)]
+  methods = _order(m for m, _ in summary)
+  fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families) + 1, 3.4),
+                           squeeze=False, sharey=True)
+  width = 0.38
+  for ax, fam in zip(axes[0], families):
+    x = np.arange(len(methods))
+    for j, ao in enumerate((False, True)):
+      vals = [summary.get((m, ao), {}).get(fam, []) for m in methods]
+      ax.bar(x + (j - 0.5) * width, [np.mean(v) if v else np.nan for v in vals], width,
+             yerr=[np.std(v) if v else 0 for v in vals], capsize=2,
+             label="+AnoOnly" if ao else "baseline", color="C1" if ao else "C0")
+    refs = [published.adbench(m, fam, 0.1) for m in methods]
+    ax.scatter(x - 0.5 * width, [np.nan if r is None else r for r in refs], marker="_", s=200,
+               color="k", zorder=3, label="ADBench D10")
+    ax.set_xticks(x, methods, rotation=30, fontsize=8)
+    ax.set_title(f"{fam} ({max(len(summary[k].get(fam, [])) for k in summary)} files)")
+    ax.set_ylim(40, 100)
+    ax.grid(axis="y", alpha=0.3)
+  axes[0][0].set_ylabel("AUROC %")
+  axes[0][-1].legend(fontsize=7, loc="lower right")
+  fig.tight_layout()
+  fig.savefig(out_png, dpi=90)
+  plt.close(fig)
+
+
+# ------------------------------------------------------------------------------ ADBench
+
+
+def adbench_summary(records):
+  """{(method, anomaly_only, la): {dataset: [per-seed AUROC]}} over Classical cells."""
+  out = defaultdict(dict)
+  for r in records:
+    if published.family(r["dataset"]) is None and r["auroc"]:
+      out[(r["method"], r["anomaly_only"], r["la"])][r["dataset"]] = r["auroc"]
+  return out
+
+
+def adbench_report(records, gaps: list) -> str:
+  summary = adbench_summary(records)
+  if not summary:
+    return ""
+  lines = ["## ADBench table: Classical datasets", "",
+           "Ours: mean ± std over seeds; ADBench: tables D6 (la 0.01), D8 (0.05), D10 (0.1), "
+           "means of 3 repetitions. Bold: |difference| > "
+           f"{GAP:g} points.", ""]
+  ratios = sorted({la for _, _, la in summary})
+  variants = sorted({(m, ao) for m, ao, _ in summary}, key=lambda v: (_rank(v[0]), v[1]))
+  for la in ratios:
+    datasets = sorted({d for (m, ao, l), v in summary.items() if l == la for d in v},
+                      key=lambda d: published.dataset_key(d) or d)
+    lines += [f"### la = {la:g}", ""]
+    header, rule = "| dataset |", "|---|"
+    for m, ao in variants:
+      header += f" {variant(m, ao)} | ADBench | Δ |"
+      rule += "---|---|---|"
+    lines += [header, rule]
+    for d in datasets:
+      row = f"| {published.dataset_key(d) or d} |"
+      for m, ao in variants:
+        v = summary.get((m, ao, la), {}).get(d)
+        ref = published.adbench(m, d, la) if not ao else None
+        ours = float(np.mean(v)) if v else None
+        row += f" {_fmt(ours, np.std(v)) if v else '–'} | {_fmt(ref)} | {_diff(ours, ref)} |"
+        if ours is not None and ref is not None and abs(ours - ref) > GAP:
+          gaps.append((f"{m} on {published.dataset_key(d)} (la {la:g})", ours, ref,
+                       f"ADBench {'D6' if la == 0.01 else 'D8' if la == 0.05 else 'D10'}"))
+      lines.append(row)
+    row = "| **mean** |"
+    for m, ao in variants:
+      cell = summary.get((m, ao, la), {})
+      ours = float(np.mean([np.mean(v) for v in cell.values()])) if cell else None
+      refs = [published.adbench(m, d, la) for d in cell] if not ao else [None]
+      ref = float(np.mean(refs)) if refs and None not in refs else None
+      row += f" {_fmt(ours)} | {_fmt(ref)} | {_diff(ours, ref)} |"
+    lines += [row, ""]
+  return "\n".join(lines) + "\n"
+
+
+def plot_vs_la(records, out_png):
+  plt = _pyplot()
+  summary = adbench_summary(records)
+  variants = sorted({(m, ao) for m, ao, _ in summary}, key=lambda v: (_rank(v[0]), v[1]))
+  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  for i, (m, ao) in enumerate(variants):
+    ratios = sorted(la for mm, a, la in summary if (mm, a) == (m, ao))
+    means, errs, refs = [], [], []
+    for la in ratios:
+      cell = summary[(m, ao, la)]
+      # error bar: std over seeds of the per-seed mean over datasets
+      n_seeds = min(len(v) for v in cell.values())
+      per_seed = [np.mean([v[s] for v in cell.values()]) for s in range(n_seeds)]
+      means.append(np.mean([np.mean(v) for v in cell.values()]))
+      errs.append(np.std(per_seed))
+      r = [published.adbench(m, d, la) for d in cell] if not ao else [None]
+      refs.append(np.mean(r) if None not in r else np.nan)
+    x = [100 * la for la in ratios]
+    ax.errorbar(x, means, yerr=errs, marker="o", capsize=3, color=f"C{i}", label=variant(m, ao))
+    if not np.all(np.isnan(refs)):
+      ax.plot(x, refs, ls="--", marker="x", color=f"C{i}", alpha=0.7, label=f"ADBench {m}")
+  ax.set_xscale("log")
+  ax.set_xticks([1, 5, 10], ["1", "5", "10"])
+  ax.set_xlabel("labelled anomalies la (% of train anomalies)")
+  ax.set_ylabel("mean AUROC % over datasets")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, ncol=2)
+  fig.tight_layout()
+  fig.savefig(out_png, dpi=90)
+  plt.close(fig)
+
+
+# ------------------------------------------------------------------------------ example
+
+
+def roc_curve(labels, scores):
+  """False/true positive rates at every distinct threshold (ties handled together)."""
+  order = np.argsort(-scores, kind="stable")
+  s, y = scores[order], labels[order].astype(bool)
+  distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+  tp = np.cumsum(y)[distinct]
+  fp = np.cumsum(~y)[distinct]
+  return np.r_[0, fp / max(fp[-1], 1)], np.r_[0, tp / max(tp[-1], 1)]
+
+
+def plot_example(records, dataset, out_png, la=None):
+  """ROC curves (seed 0 of every method variant) and score histograms on `dataset`."""
+  plt = _pyplot()
+  cells = [r for r in records if r["dataset"] == dataset and (la is None or r["la"] == la)
+           and (r["dir"] / "scores.npz").exists()]
+  if not cells:
+    known = sorted({r["dataset"] for r in records})
+    raise ValueError(f"no finished cell with scores for dataset {dataset!r}"
+                     f"{f' at la={la}' if la is not None else ''}; have: {', '.join(known[:10])}")
+  if la is None:  # one ratio only: the largest present
+    top = max(r["la"] for r in cells)
+    cells = [r for r in cells if r["la"] == top]
+  cells.sort(key=lambda r: (_rank(r["method"]), r["anomaly_only"]))
+  fig, axes = plt.subplots(1, 1 + len(cells), figsize=(3.6 * (1 + len(cells)), 3.3), squeeze=False)
+  roc_ax = axes[0][0]
+  for i, r in enumerate(cells):
+    with np.load(r["dir"] / "scores.npz") as f:
+      labels, scores = f["labels"][0], f["scores"][0]
+    fpr, tpr = roc_curve(labels, scores)
+    name = variant(r["method"], r["anomaly_only"])
+    roc_ax.plot(fpr, tpr, color=f"C{i}", label=f"{name} ({r['auroc'][0]:.1f})")
+    ax = axes[0][i + 1]
+    bins = np.histogram_bin_edges(scores, bins=40)
+    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, density=True, label="normal")
+    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, density=True, label="anomaly")
+    ax.set_title(name, fontsize=9)
+    ax.set_xlabel("score")
+    ax.legend(fontsize=7)
+  roc_ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+  roc_ax.set_xlabel("false positive rate")
+  roc_ax.set_ylabel("true positive rate")
+  roc_ax.set_title(f"{dataset} (la {cells[0]['la']:g}, first seed of each)", fontsize=9)
+  roc_ax.legend(fontsize=7, loc="lower right")
+  fig.tight_layout()
+  fig.savefig(out_png, dpi=90)
+  plt.close(fig)
+
+
+def _pyplot():
+  from experiments.plots import _pyplot as pyplot
+  return pyplot()
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def write_report(workdirs, out_dir=None, *, table="auto", example=None) -> pathlib.Path:
+  """Writes report.md and the figures; returns the report's path."""
+  if table not in ("auto", "anoonly", "adbench"):
+    raise ValueError(f"table={table!r}; expected auto | anoonly | adbench")
+  records = read_cells(workdirs)
+  example = example or sorted(r["dataset"] for r in records)[0]
+  if not any(r["dataset"] == example and (r["dir"] / "scores.npz").exists() for r in records):
+    raise ValueError(f"no finished cell with scores for dataset {example!r}; have: "
+                     f"{', '.join(sorted({r['dataset'] for r in records})[:10])}")
+  out_dir = pathlib.Path(out_dir or pathlib.Path(workdirs[0]) / "report")
+  out_dir.mkdir(parents=True, exist_ok=True)
+  gaps = []
+  parts = [f"# Report: {', '.join(map(str, workdirs))}", "",
+           f"{len(records)} finished cells. Generated by `python -m experiments.report`.", ""]
+  figures = []
+  if table in ("auto", "anoonly") and anoonly_summary(records):
+    parts.append(anoonly_report(records, gaps))
+    plot_families(records, out_dir / "anoonly_families.png")
+    figures.append("anoonly_families.png")
+  if table in ("auto", "adbench") and adbench_summary(records):
+    parts.append(adbench_report(records, gaps))
+    plot_vs_la(records, out_dir / "auroc_vs_la.png")
+    figures.append("auroc_vs_la.png")
+  if len(parts) == 4:
+    raise ValueError(f"no cell of the {table} table among {len(records)} finished cells")
+  name = "example_" + example.replace("/", "_") + ".png"
+  plot_example(records, example, out_dir / name)
+  figures.append(name)
+  parts += [f"## Gaps larger than {GAP:g} AUROC points to a published number ({len(gaps)})", "",
+            "| what | ours | published | Δ | source |", "|---|---|---|---|---|"]
+  parts += [f"| {w} | {o:.2f} | {p:.2f} | {o - p:+.2f} | {s} |" for w, o, p, s in gaps]
+  parts += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
+  path = out_dir / "report.md"
+  tmp = path.with_name("report.md.tmp")
+  tmp.write_text("\n".join(parts) + "\n")
+  tmp.replace(path)
+  return path
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("workdirs", nargs="+", help="grid workdirs (with cells/*/results.json)")
+  parser.add_argument("--table", default="auto", choices=("auto", "anoonly", "adbench"))
+  parser.add_argument("--out", default=None, help="output folder (default WORKDIR/report)")
+  parser.add_argument("--example", default=None,
+                      help="dataset for the ROC/histogram figure (default: the first one)")
+  args = parser.parse_args(argv)
+  print(write_report(args.workdirs, args.out, table=args.table, example=args.example))
+
+
+if __name__ == "__main__":
+  main()

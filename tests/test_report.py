@@ -1,0 +1,112 @@
+"""experiments/report.py: aggregation as the references, published values, gaps, figures."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from experiments import published, report
+from ssadjax import metrics
+
+
+def _cell(root, name, method, dataset, auroc, *, la=0.1, anomaly_only=False, seed=1):
+  """A finished grid cell as run_single writes it (results.json + scores.npz)."""
+  cell = root / "cells" / name
+  cell.mkdir(parents=True)
+  seeds = list(range(seed, seed + len(auroc)))
+  (cell / "results.json").write_text(json.dumps({
+      "method": method, "anomaly_only": anomaly_only, "dataset": dataset, "la": la,
+      "seeds": seeds, "auroc": auroc, "auprc": [0.5] * len(auroc)}))
+  rng = np.random.default_rng(len(name))
+  labels = np.r_[np.zeros(40), np.ones(10)].astype(np.int32)
+  scores = rng.normal(size=50) + 2 * labels
+  np.savez(cell / "scores.npz", seeds=np.asarray(seeds), labels=np.stack([labels] * len(auroc)),
+           scores=np.stack([scores] * len(auroc)))
+
+
+def _row(md: str, first_cell: str) -> list[str]:
+  for line in md.splitlines():
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    if cells[0] == first_cell:
+      return cells
+  raise AssertionError(f"no row {first_cell!r} in\n{md}")
+
+
+def test_published_lookup_names_the_papers_rows():
+  assert published.dataset_key("Classical/6_cardio") == "cardio"
+  assert published.dataset_key("Classical/7_Cardiotocography") == "Cardiotocography"
+  assert published.dataset_key("CV_by_ResNet18/MVTec-AD_metal_nut") == "MVTec-AD"
+  assert published.dataset_key("NLP_by_BERT/agnews_2") == "Agnews"
+  assert published.dataset_key("Classical/99_unknown") is None
+  assert published.adbench("deepsad", "Classical/6_cardio", 0.1) == 86.51  # D10
+  assert published.adbench("devnet", "6_cardio", 0.01) == 89.74           # D6
+  assert published.adbench("bgad", "6_cardio", 0.1) is None
+  assert published.adbench("deepsad", "6_cardio", 0.25) is None
+
+
+def test_anoonly_aggregation_is_family_mean_then_mean_over_families(tmp_path):
+  # CIFAR10: two sub-tasks (0.70, 0.80) -> 75; MVTec-AD: one (0.90) -> 90; overall 82.5,
+  # not the 80.0 a mean over the three files would give.
+  _cell(tmp_path, "a", "deepsad", "CV_by_ResNet18/CIFAR10_0", [0.70])
+  _cell(tmp_path, "b", "deepsad", "CV_by_ResNet18/CIFAR10_1", [0.80])
+  _cell(tmp_path, "c", "deepsad", "CV_by_ResNet18/MVTec-AD_bottle", [0.90])
+  _cell(tmp_path, "d", "deepsad", "CV_by_ResNet18/CIFAR10_0", [0.85], anomaly_only=True)
+  _cell(tmp_path, "e", "deepsad", "CV_by_ResNet18/MVTec-AD_bottle", [0.95], anomaly_only=True)
+  path = report.write_report([tmp_path], tmp_path / "out", table="anoonly")
+  md = path.read_text()
+  overall = _row(md, "deepsad")
+  assert overall[1:4] == ["82.50", "90.00", "7.50"]
+  # ADBench D10 over the same two families: (66.50 + 73.68) / 2
+  assert overall[7] == f"{(66.50 + 73.68) / 2:.2f}"
+  cifar = _row(md, "CIFAR10")
+  assert cifar[1] == "2" and cifar[2] == "75.00 ± 5.00" and cifar[4] == "66.50"
+  # Gaps over 3 points are listed with their source, smaller ones are not.
+  gaps = md.split("## Gaps")[1].split("## Figures")[0]
+  assert "deepsad on CIFAR10 (family mean, la 0.1) | 75.00 | 66.50 | +8.50 | ADBench D10" in gaps
+  assert "deepsad+AnoOnly overall (2 of 10 families) | 90.00 | 85.00 | +5.00" in gaps
+  assert "deepsad on MVTec-AD (family mean, la 0.1) | 90.00 | 73.68 | +16.32" in gaps
+  assert "deepsad overall (2 of 10 families) | 82.50 | 65.40 | +17.10 | AnoOnly README" in gaps
+  assert "CIFAR10 (family mean" in gaps and "+AnoOnly on CIFAR10" not in gaps  # no published
+  pytest.importorskip("matplotlib")
+  for name in ("anoonly_families.png", "example_CV_by_ResNet18_CIFAR10_0.png"):
+    assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_adbench_table_compares_seed_means_per_ratio(tmp_path):
+  _cell(tmp_path, "a", "deepsad", "Classical/6_cardio", [0.90, 0.92, 0.94])
+  _cell(tmp_path, "b", "deepsad", "Classical/38_thyroid", [0.97, 0.97, 0.97])
+  _cell(tmp_path, "c", "deepsad", "Classical/6_cardio", [0.70, 0.70, 0.70], la=0.01)
+  md = report.write_report([tmp_path], tmp_path / "out", table="adbench").read_text()
+  at_10 = md.split("### la = 0.1")[1]
+  cardio = _row(at_10, "cardio")
+  assert cardio[1:4] == [f"92.00 ± {np.std([90, 92, 94]):.2f}", "86.51", "**+5.49**"]
+  thyroid = _row(at_10, "thyroid")
+  assert thyroid[1:4] == ["97.00 ± 0.00", "97.10", "-0.10"]
+  mean = _row(at_10, "**mean**")
+  assert mean[1:3] == ["94.50", f"{(86.51 + 97.10) / 2:.2f}"]
+  assert _row(md.split("### la = 0.01")[1], "cardio")[1:4] == ["70.00 ± 0.00", "69.21", "+0.79"]
+  gaps = md.split("## Gaps")[1].split("## Figures")[0]
+  assert re.search(r"deepsad on cardio \(la 0.1\) \| 92.00 \| 86.51 \| \+5.49 \| ADBench D10", gaps)
+  assert "thyroid" not in gaps
+
+
+def test_roc_curve_integrates_to_the_auroc():
+  rng = np.random.default_rng(3)
+  labels = (rng.random(300) < 0.2).astype(int)
+  scores = np.round(rng.normal(size=300) + labels, 1)  # with ties
+  fpr, tpr = report.roc_curve(labels, scores)
+  assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+  assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+  area = np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2)
+  assert area == pytest.approx(metrics.auroc(labels, scores), abs=1e-9)
+
+
+def test_report_errors_name_the_problem(tmp_path):
+  with pytest.raises(FileNotFoundError, match="no finished cell"):
+    report.write_report([tmp_path])
+  _cell(tmp_path, "a", "deepsad", "Classical/6_cardio", [0.9])
+  with pytest.raises(ValueError, match="no cell of the anoonly table"):
+    report.write_report([tmp_path], table="anoonly")
+  with pytest.raises(ValueError, match="no finished cell with scores for dataset 'nope'"):
+    report.write_report([tmp_path], example="nope")
