@@ -266,6 +266,25 @@ def test_placement_puts_batch_norms_where_it_says(key):
     assert len(_bn_stats(variables.get("batch_stats", {}))) == count, placement
 
 
+@pytest.mark.parametrize("placement, names", [
+    ("reference", ["Norm_0", "Norm_1"]), ("all_hidden", ["Norm_0", "Norm_1"]),
+    ("last_hidden", ["Norm_0"]), ("none", [])])
+def test_lenet_encoder_honours_the_placement(placement, names):
+  """Deep SAD's image encoder: a norm after every conv block by reference; last_hidden
+  keeps only the last block's (its statistics have that block's 4 channels)."""
+  from ssadjax.models.lenet import LeNetEncoder
+  encoder = LeNetEncoder(image_shape=(8, 8, 1), channels=(8, 4), rep_dim=6,
+                         norm=NormPolicy(placement=placement, affine=True))
+  variables = jax.eval_shape(lambda: encoder.init(jax.random.key(0), jnp.zeros((5, 64)),
+                                                  train=True))
+  stats = variables.get("batch_stats", {})
+  assert sorted(stats) == names
+  channels = {"Norm_0": (8,), "Norm_1": (4,)} if len(names) == 2 else {"Norm_0": (4,)}
+  for name in names:  # last_hidden: the one norm sits on the last (4-channel) block
+    assert stats[name]["BatchNorm_0"]["mean"].shape == channels[name]
+    assert "scale" in variables["params"][name]["BatchNorm_0"]  # affine forced on
+
+
 def test_reference_placement_keeps_the_reference_variable_names():
   """Defaults did not move: checkpoints of earlier runs still restore."""
   x, _, semi = blobs()

@@ -86,9 +86,6 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
       hp.get("encoder", "mlp"), input_dim=input_dim,
       image_shape=data_lib.feature_shape(cfg.get("dataset", "") or ""), norm=policy,
       mlp_hidden_dims=hp.hidden_dims, mlp_rep_dim=hp.rep_dim)
-  if policy.placement != "reference" and not isinstance(encoder, MLPEncoder):
-    raise ValueError(f"norm.placement={policy.placement!r} is implemented for the MLP "
-                     "encoder only")
   # The same encoder with momentum-0 statistics: norm.eval_stats='recomputed'.
   stats_encoder = lenet.make_encoder(
       hp.get("encoder", "mlp"), input_dim=input_dim,

@@ -5,7 +5,8 @@ Per block: Conv 5x5 (padding 2, no bias) -> Norm (eps 1e-4, no affine) -> LeakyR
   * MNIST / Fashion-MNIST: channels (8, 4), rep_dim 32   (28x28x1 -> 7x7x4 -> 32)
   * CIFAR-10:              channels (32, 64, 128), rep_dim 128 (32x32x3 -> 4x4x128 -> 128)
 Bias-free throughout (Deep SVDD's collapse argument). The Norm follows the config's
-NormPolicy like the MLP; a BatchNorm over a conv map keeps per-channel statistics over
+NormPolicy like the MLP (`placement`: the reference and `all_hidden` put one after every
+conv block, `last_hidden` after the last block only, `none` nowhere); a BatchNorm over a conv map keeps per-channel statistics over
 (batch, height, width), as PyTorch's BatchNorm2d; LayerNorm (the control) normalises over
 the channels of each pixel. Weights use PyTorch's default Conv2d/Linear init
 (U(+-1/sqrt(fan_in))), as the MLP does.
@@ -22,7 +23,7 @@ import jax
 import numpy as np
 
 from ssadjax.models.mlp import MLPEncoder, torch_linear_init
-from ssadjax.norm import Norm, NormPolicy
+from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
 
 ENCODERS = ("auto", "mlp", "lenet_mnist", "lenet_cifar")
 LENET_MNIST = dict(channels=(8, 4), rep_dim=32)
@@ -50,11 +51,14 @@ class LeNetEncoder(nn.Module):
       x = x.reshape((x.shape[0],) + shape)
     mask = None if norm_mask is None else norm_mask.reshape((norm_mask.shape[0], 1, 1, 1))
     pad = self.kernel_size // 2
-    for width in self.channels:
+    for i, width in enumerate(self.channels):
       x = nn.Conv(width, (self.kernel_size, self.kernel_size), padding=((pad, pad), (pad, pad)),
                   use_bias=False, kernel_init=torch_linear_init)(x)
-      x = Norm(self.norm, epsilon=self.norm_epsilon, affine=self.norm_affine,
-               momentum=self.norm_momentum)(x, train=train, mask=mask)
+      # The reference has a norm after every conv block ('reference' = 'all_hidden').
+      if norm_placed(self.norm, i, len(self.channels), reference=True):
+        x = Norm(self.norm, epsilon=self.norm_epsilon,
+                 affine=norm_affine(self.norm, self.norm_affine),
+                 momentum=self.norm_momentum)(x, train=train, mask=mask)
       x = nn.leaky_relu(x, self.negative_slope)
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))
