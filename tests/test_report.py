@@ -63,10 +63,10 @@ def test_anoonly_aggregation_is_family_mean_then_mean_over_families(tmp_path):
   assert cifar[1] == "2" and cifar[2] == "75.00 ± 5.00" and cifar[4] == "66.50"
   # Gaps over 3 points are listed with their source, smaller ones are not.
   gaps = md.split("## Gaps")[1].split("## Figures")[0]
-  assert "deepsad on CIFAR10 (family mean, la 0.1) | 75.00 | 66.50 | +8.50 | ADBench D10" in gaps
-  assert "deepsad+AnoOnly overall (2 of 10 families) | 90.00 | 85.00 | +5.00" in gaps
-  assert "deepsad on MVTec-AD (family mean, la 0.1) | 90.00 | 73.68 | +16.32" in gaps
-  assert "deepsad overall (2 of 10 families) | 82.50 | 65.40 | +17.10 | AnoOnly README" in gaps
+  assert "deepsad on CIFAR10 (family mean, la 0.1) | 75.00 | 66.50 | +8.50 | – | ADBench D10" in gaps
+  assert "deepsad+AnoOnly overall (2 of 10 families) | 90.00 | 85.00 | +5.00 | –" in gaps
+  assert "deepsad on MVTec-AD (family mean, la 0.1) | 90.00 | 73.68 | +16.32 | –" in gaps
+  assert "deepsad overall (2 of 10 families) | 82.50 | 65.40 | +17.10 | – | AnoOnly README" in gaps
   assert "CIFAR10 (family mean" in gaps and "+AnoOnly on CIFAR10" not in gaps  # no published
   pytest.importorskip("matplotlib")
   for name in ("anoonly_families.png", "example_CV_by_ResNet18_CIFAR10_0.png"):
@@ -87,7 +87,7 @@ def test_adbench_table_compares_seed_means_per_ratio(tmp_path):
   assert mean[1:3] == ["94.50", f"{(86.51 + 97.10) / 2:.2f}"]
   assert _row(md.split("### la = 0.01")[1], "cardio")[1:4] == ["70.00 ± 0.00", "69.21", "+0.79"]
   gaps = md.split("## Gaps")[1].split("## Figures")[0]
-  assert re.search(r"deepsad on cardio \(la 0.1\) \| 92.00 \| 86.51 \| \+5.49 \| ADBench D10", gaps)
+  assert re.search(r"deepsad on cardio \(la 0.1\) \| 92.00 \| 86.51 \| \+5.49 \| \+4.8 \| ADBench D10", gaps)
   assert "thyroid" not in gaps
 
 
