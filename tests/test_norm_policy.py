@@ -226,6 +226,23 @@ def test_recomputed_statistics_are_exact_through_stacked_batch_norms(sync):
   assert not np.allclose(encoder.apply(before, x_u, train=False), train_out, atol=1e-3)
 
 
+def test_recomputed_statistics_of_bgad_anoonly_flow_norm_are_numpys():
+  """BGAD+AnoOnly's inserted flow norm sits on the input: recomputed, its running mean and
+  (biased) variance are numpy's over the unlabelled training rows, and the recomputed
+  statistics change the scores (the norm's log-determinant and the normalised inputs)."""
+  x, _, semi = _blobs_for("bgad")
+  config = _config("bgad", anomaly_only=True, **{"norm.eval_stats": "recomputed"})
+  method, data, state = _fit(config, x, semi)
+  rec_state = engine.recompute_batch_stats(method, state, data)
+  (mean, var), = _bn_stats(jax.tree.map(lambda a: a[0], rec_state.batch_stats)).values()
+  np.testing.assert_allclose(mean, x[semi == 0].mean(0), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(var, x[semi == 0].var(0), rtol=1e-4, atol=1e-5)
+  (trained_mean, _), = _bn_stats(jax.tree.map(lambda a: a[0], state.batch_stats)).values()
+  assert not np.allclose(trained_mean, mean, atol=1e-4)  # running averages of batches
+  scores, rec_scores = (engine.score(method, s, x[None])[0] for s in (state, rec_state))
+  assert np.all(np.isfinite(rec_scores)) and not np.allclose(scores, rec_scores, atol=1e-4)
+
+
 def test_recomputed_is_a_no_op_without_batch_norm():
   x, _, semi = blobs()
   method, data, state = _fit(_config("devnet", **{"norm.eval_stats": "recomputed"}), x, semi)

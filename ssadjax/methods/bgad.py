@@ -42,7 +42,7 @@ import optax
 from ssadjax import losses
 from ssadjax.methods import base
 from ssadjax.models.bgad import Flow, random_rotations
-from ssadjax.norm import NormPolicy, stats_mask
+from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 
 def learning_rate_schedule(learning_rate: float, *, steps_per_meta_epoch: int,
@@ -103,6 +103,8 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
   model = Flow(dim=input_dim, num_blocks=hp.num_blocks, clamp_alpha=hp.clamp_alpha,
                subnet_ratio=hp.subnet_ratio, insert_norm=insert_norm, norm=policy,
                norm_epsilon=hp.norm_epsilon, norm_momentum=hp.norm_momentum)
+  # norm.eval_stats='recomputed': the same flow with momentum 0 over every row.
+  stats_model = model.clone(norm=for_recompute(policy))
   batch_size, n_anom = hp.batch_size, hp.anomalies_per_batch
   if not 0 < n_anom < batch_size:
     raise ValueError(f"bgad.anomalies_per_batch={n_anom} must be in (0, batch_size)")
@@ -200,4 +202,6 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       optimizer=optax.adam(lambda count: schedule(count + warmup_steps)),
       steps_per_epoch=steps_per_epoch,
       num_epochs=(hp.meta_epochs - warmup_meta) * hp.sub_epochs,
+      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+          stats_model, params, batch_stats, x, rotations=extras["rotations"]),
   )
