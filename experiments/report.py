@@ -191,6 +191,7 @@ def plot_families(records, out_png):
   fig, axes = plt.subplots(1, len(families), figsize=(3.2 * len(families) + 1, 3.4),
                            squeeze=False, sharey=True)
   width = 0.38
+  lowest = 40.0  # lowered when a bar or a reference would fall below the axis
   for ax, fam in zip(axes[0], families):
     x = np.arange(len(methods))
     for j, ao in enumerate((False, True)):
@@ -199,15 +200,19 @@ def plot_families(records, out_png):
              yerr=[np.std(v) if v else 0 for v in vals], capsize=2,
              label="+AnoOnly" if ao else "baseline", color="C1" if ao else "C0")
     refs = [published.adbench(m, fam, 0.1) for m in methods]
+    shown = [np.mean(v) - np.std(v) for ao in (False, True)
+             for v in (summary.get((m, ao), {}).get(fam, []) for m in methods) if v]
+    lowest = min([lowest, *shown, *(r for r in refs if r is not None)])
     ax.scatter(x - 0.5 * width, [np.nan if r is None else r for r in refs], marker="_", s=200,
                color="k", zorder=3, label="ADBench D10")
     ax.set_xticks(x, methods, rotation=30, fontsize=8)
     ax.set_title(f"{fam} ({max(len(summary[k].get(fam, [])) for k in summary)} files)")
-    ax.set_ylim(40, 100)
     ax.grid(axis="y", alpha=0.3)
+  axes[0][0].set_ylim(10 * np.floor(lowest / 10), 100)  # shared y
   axes[0][0].set_ylabel("AUROC %")
-  axes[0][-1].legend(fontsize=7, loc="lower right")
-  fig.tight_layout()
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  fig.legend(handles, labels, fontsize=8, loc="upper center", ncol=3, frameon=False)
+  fig.tight_layout(rect=(0, 0, 1, 0.9))
   fig.savefig(out_png, dpi=90)
   plt.close(fig)
 
@@ -324,15 +329,20 @@ def plot_example(records, dataset, out_png, la=None):
     top = max(r["la"] for r in cells)
     cells = [r for r in cells if r["la"] == top]
   cells.sort(key=lambda r: (_rank(r["method"]), r["anomaly_only"]))
-  fig, axes = plt.subplots(1, 1 + len(cells), figsize=(3.6 * (1 + len(cells)), 3.3), squeeze=False)
-  roc_ax = axes[0][0]
+  ncols = min(5, 1 + len(cells))  # the ROC panel, then one histogram per variant
+  nrows = -(-(1 + len(cells)) // ncols)
+  fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows), squeeze=False)
+  axes = axes.ravel()
+  for ax in axes[1 + len(cells):]:
+    ax.set_visible(False)
+  roc_ax = axes[0]
   for i, r in enumerate(cells):
     with np.load(r["dir"] / "scores.npz") as f:
       labels, scores = f["labels"][0], f["scores"][0]
     fpr, tpr = roc_curve(labels, scores)
     name = variant(r["method"], r["anomaly_only"])
     roc_ax.plot(fpr, tpr, color=f"C{i}", label=f"{name} ({r['auroc'][0]:.1f})")
-    ax = axes[0][i + 1]
+    ax = axes[i + 1]
     bins = np.histogram_bin_edges(scores, bins=40)
     ax.hist(scores[labels == 0], bins=bins, alpha=0.6, density=True, label="normal")
     ax.hist(scores[labels == 1], bins=bins, alpha=0.6, density=True, label="anomaly")
