@@ -373,6 +373,10 @@ def write_report(workdirs, out_dir=None, *, table="auto", example=None) -> pathl
     raise ValueError(f"table={table!r}; expected auto | anoonly | adbench")
   records = read_cells(workdirs)
   example = example or sorted(r["dataset"] for r in records)[0]
+  if not any(r["dataset"] == example for r in records):  # '6_cardio' for 'Classical/6_cardio'
+    matches = sorted({r["dataset"] for r in records if r["dataset"].split("/")[-1] == example})
+    if len(matches) == 1:
+      example = matches[0]
   if not any(r["dataset"] == example and (r["dir"] / "scores.npz").exists() for r in records):
     raise ValueError(f"no finished cell with scores for dataset {example!r}; have: "
                      f"{', '.join(sorted({r['dataset'] for r in records})[:10])}")

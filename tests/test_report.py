@@ -89,6 +89,9 @@ def test_adbench_table_compares_seed_means_per_ratio(tmp_path):
   gaps = md.split("## Gaps")[1].split("## Figures")[0]
   assert re.search(r"deepsad on cardio \(la 0.1\) \| 92.00 \| 86.51 \| \+5.49 \| \+3.4 \| ADBench D10", gaps)
   assert "thyroid" not in gaps
+  # the example dataset may be given without its folder
+  report.write_report([tmp_path], tmp_path / "out2", table="adbench", example="38_thyroid")
+  assert (tmp_path / "out2" / "example_Classical_38_thyroid.png").exists()
 
 
 def test_roc_curve_integrates_to_the_auroc():
