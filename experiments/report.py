@@ -4,7 +4,8 @@
   python -m experiments.report runs/adbench_table --table=adbench --example=Classical/6_cardio
 
 Reads every finished cell (`cells/*/results.json`, so a grid still running or interrupted
-can be reported on) and writes into `--out` (default WORKDIR/report/):
+can be reported on; a `results.csv`, given as a file or found in a workdir without cell
+folders, works too, without the ROC/histogram figure) and writes into `--out` (default WORKDIR/report/):
 
 * report.md: our AUROC beside ADBench (tables D6/D8/D10) or AnoOnly (README overall),
   the differences, and a list of every gap larger than `--gap` points;
@@ -32,16 +33,31 @@ from experiments import published
 GAP = 3.0  # AUROC points; larger differences to a published number are listed
 
 
+# Per-seed bookkeeping columns of results.csv; every other column identifies the cell.
+_PER_SEED = {"seed", "auroc", "auprc", "train_seconds", "compile_seconds", "steps", "devices"}
+
+
 def read_cells(workdirs) -> list[dict]:
   """One record per finished cell: method, anomaly_only, dataset, la, per-seed AUROC/AUPRC
-  (diverged seeds dropped) and the cell's folder."""
+  (diverged seeds dropped) and the cell's folder (None when read from a results.csv).
+
+  Each argument is a grid workdir (its `cells/*/results.json`, or its `results.csv` when
+  the cell folders are absent, e.g. a table copied from another machine) or a
+  `results.csv` file itself."""
   records = []
   for workdir in map(pathlib.Path, workdirs):
+    if workdir.suffix == ".csv":
+      records += _read_csv(workdir)
+      continue
     paths = sorted(workdir.glob("cells/*/results.json"))
     if not paths and (workdir / "results.json").exists():
       paths = [workdir / "results.json"]
+    if not paths and (workdir / "results.csv").exists():
+      records += _read_csv(workdir / "results.csv")
+      continue
     if not paths:
-      raise FileNotFoundError(f"{workdir}: no finished cell (cells/*/results.json) to report on")
+      raise FileNotFoundError(f"{workdir}: no finished cell (cells/*/results.json) "
+                              "and no results.csv to report on")
     for path in paths:
       r = json.loads(path.read_text())
       keep = [i for i, v in enumerate(r["auroc"]) if v is not None]
@@ -51,6 +67,32 @@ def read_cells(workdirs) -> list[dict]:
           "auroc": [100 * r["auroc"][i] for i in keep],
           "auprc": [100 * r["auprc"][i] for i in keep]})
   return records
+
+
+def _read_csv(path: pathlib.Path) -> list[dict]:
+  """Records from a grid's results.csv (one row per seed): rows that agree on every
+  column but the per-seed ones form one cell; diverged seeds (empty / nan) are dropped."""
+  import csv  # only here: the cell folders are the usual input
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  missing = {"method", "anomaly_only", "dataset", "la", "auroc", "auprc"} - set(rows[0] if rows else {})
+  if not rows or missing:
+    raise ValueError(f"{path}: not a results.csv of a grid"
+                     f"{f' (no column {sorted(missing)})' if missing else ' (no rows)'}")
+  cells = defaultdict(lambda: {"auroc": [], "auprc": []})
+  for row in rows:
+    key = tuple((k, v) for k, v in row.items() if k not in _PER_SEED)
+    cell = cells[key]
+    if row["auroc"] not in ("", "nan", "None"):
+      cell["auroc"].append(100 * float(row["auroc"]))
+      cell["auprc"].append(100 * float(row["auprc"]))
+  return [{"method": k["method"], "anomaly_only": k["anomaly_only"] == "True",
+           "dataset": k["dataset"], "la": float(k["la"]), "dir": None, **cell}
+          for k, cell in ((dict(key), cell) for key, cell in cells.items())]
+
+
+def _has_scores(record) -> bool:
+  return record["dir"] is not None and (record["dir"] / "scores.npz").exists()
 
 
 def standard_error(values) -> float | None:
@@ -320,7 +362,7 @@ def plot_example(records, dataset, out_png, la=None):
   """ROC curves (seed 0 of every method variant) and score histograms on `dataset`."""
   plt = _pyplot()
   cells = [r for r in records if r["dataset"] == dataset and (la is None or r["la"] == la)
-           and (r["dir"] / "scores.npz").exists()]
+           and _has_scores(r)]
   if not cells:
     known = sorted({r["dataset"] for r in records})
     raise ValueError(f"no finished cell with scores for dataset {dataset!r}"
@@ -372,12 +414,14 @@ def write_report(workdirs, out_dir=None, *, table="auto", example=None) -> pathl
   if table not in ("auto", "anoonly", "adbench"):
     raise ValueError(f"table={table!r}; expected auto | anoonly | adbench")
   records = read_cells(workdirs)
-  example = example or sorted(r["dataset"] for r in records)[0]
-  if not any(r["dataset"] == example for r in records):  # '6_cardio' for 'Classical/6_cardio'
+  asked = example
+  with_scores = sorted(r["dataset"] for r in records if _has_scores(r))
+  example = example or (with_scores[0] if with_scores else None)
+  if example and not any(r["dataset"] == example for r in records):  # '6_cardio'
     matches = sorted({r["dataset"] for r in records if r["dataset"].split("/")[-1] == example})
     if len(matches) == 1:
       example = matches[0]
-  if not any(r["dataset"] == example and (r["dir"] / "scores.npz").exists() for r in records):
+  if asked and not any(r["dataset"] == example and _has_scores(r) for r in records):
     raise ValueError(f"no finished cell with scores for dataset {example!r}; have: "
                      f"{', '.join(sorted({r['dataset'] for r in records})[:10])}")
   out_dir = pathlib.Path(out_dir or pathlib.Path(workdirs[0]) / "report")
@@ -396,13 +440,16 @@ def write_report(workdirs, out_dir=None, *, table="auto", example=None) -> pathl
     figures.append("auroc_vs_la.png")
   if len(parts) == 4:
     raise ValueError(f"no cell of the {table} table among {len(records)} finished cells")
-  name = "example_" + example.replace("/", "_") + ".png"
-  plot_example(records, example, out_dir / name)
-  figures.append(name)
+  if example:  # none when only results.csv files were read (no scores.npz)
+    name = "example_" + example.replace("/", "_") + ".png"
+    plot_example(records, example, out_dir / name)
+    figures.append(name)
   parts += [f"## Gaps larger than {GAP:g} AUROC points to a published number ({len(gaps)})", "",
             "z: the difference over its standard error if the published value is a mean of "
             "as many seeds with the same spread as ours (√2 × our std over seeds (ddof 1) / "
-            "√seeds). |z| < 2 is what seed noise alone gives; ADBench does not publish its "
+            "√seeds). |z| < 2 is what seed noise alone gives; with n seeds the spread is "
+            "itself estimated from n values, so Student's t with n - 1 degrees of freedom "
+            "is the fair threshold (4.3 at 95 % for 3 seeds). ADBench does not publish its "
             "spread. Family and overall rows have none: their noise is mostly which "
             "sub-tasks are present.", "",
             "| what | ours | published | Δ | z | source |", "|---|---|---|---|---|---|"]
@@ -419,7 +466,7 @@ def write_report(workdirs, out_dir=None, *, table="auto", example=None) -> pathl
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("workdirs", nargs="+", help="grid workdirs (with cells/*/results.json)")
+  parser.add_argument("workdirs", nargs="+", help="grid workdirs (cells/*/results.json, else results.csv) or results.csv files")
   parser.add_argument("--table", default="auto", choices=("auto", "anoonly", "adbench"))
   parser.add_argument("--out", default=None, help="output folder (default WORKDIR/report)")
   parser.add_argument("--example", default=None,

@@ -113,3 +113,33 @@ def test_report_errors_name_the_problem(tmp_path):
     report.write_report([tmp_path], table="anoonly")
   with pytest.raises(ValueError, match="no finished cell with scores for dataset 'nope'"):
     report.write_report([tmp_path], example="nope")
+
+
+def test_a_results_csv_gives_the_same_tables_as_the_cells(tmp_path):
+  cells, copied = tmp_path / "grid", tmp_path / "copied"
+  _cell(cells, "a", "deepsad", "Classical/6_cardio", [0.90, 0.92, 0.94])
+  _cell(cells, "b", "devnet", "Classical/6_cardio", [0.95, 0.97, None])  # a diverged seed
+  _cell(cells, "c", "deepsad", "Classical/6_cardio", [0.70, 0.72, 0.71], la=0.01)
+  copied.mkdir()
+  lines = ["method,anomaly_only,dataset,la,seed,auroc,auprc,train_seconds"]
+  for method, la, aurocs in (("deepsad", 0.1, [0.90, 0.92, 0.94]), ("devnet", 0.1, [0.95, 0.97, None]),
+                             ("deepsad", 0.01, [0.70, 0.72, 0.71])):
+    lines += [f"{method},False,Classical/6_cardio,{la},{seed},{'' if a is None else a},0.5,1.0"
+              for seed, a in enumerate(aurocs, 1)]
+  (copied / "results.csv").write_text("\n".join(lines) + "\n")
+
+  def tables(md):
+    return md.split("## ADBench table")[1].split("## Figures")[0]
+
+  from_cells = report.write_report([cells], tmp_path / "r1", table="adbench").read_text()
+  from_csv = report.write_report([copied], tmp_path / "r2", table="adbench").read_text()
+  assert "96.00 ±" in tables(from_csv)  # the diverged seed is dropped, not counted as 0
+  assert tables(from_csv) == tables(from_cells)
+  assert "example_" not in from_csv  # no scores.npz: no ROC figure, and no error
+  also_file = report.write_report([copied / "results.csv"], tmp_path / "r3", table="adbench")
+  assert tables(also_file.read_text()) == tables(from_cells)
+  with pytest.raises(ValueError, match="no finished cell with scores"):
+    report.write_report([copied], tmp_path / "r4", example="6_cardio")
+  (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+  with pytest.raises(ValueError, match="not a results.csv of a grid"):
+    report.write_report([tmp_path / "bad.csv"])
