@@ -10,7 +10,7 @@ folders, works too, without the ROC/histogram figure) and writes into `--out` (d
 * report.md: our AUROC beside ADBench (tables D6/D8/D10) or AnoOnly (README overall),
   the differences, and a list of every gap larger than `--gap` points;
 * anoonly_families.png: per family, baseline vs +AnoOnly bars per method (error bars: std
-  over the family's sub-tasks and seeds);
+  over the family's sub-tasks, each a mean over seeds);
 * auroc_vs_la.png: mean AUROC over the datasets against la, ours and ADBench's;
 * example_<dataset>.png: ROC curves and score histograms of every method on one dataset.
 
@@ -162,7 +162,7 @@ def anoonly_report(records, gaps: list) -> str:
               if any(f in summary[k] for k in summary)]
   lines = ["## AnoOnly table: CV and NLP families, la = 0.1", "",
            f"Families found: {', '.join(families)} ({len(families)} of 10). Per family: mean "
-           "± std over its sub-tasks (and seeds); ADBench = Table D10's family value "
+           "± std over its sub-tasks (each a mean over seeds); ADBench = Table D10's family value "
            "(baseline methods only).", ""]
   header = "| family | files |"
   rule = "|---|---|"
