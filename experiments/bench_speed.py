@@ -167,7 +167,7 @@ def worker_ssadjax():
   out = {"n": n, "d": d, "one": run(1)}
   out["rss_mb_one"] = maxrss_mb()
   out["one_steady"] = run(1)  # in-process program cache: no compile at all
-  shapes = {tuple(np.shape(leaf) for leaf in jax.tree.leaves(d)) for d in datas}
+  shapes = {tuple(a.shape for a in d) for d in datas}  # as experiment.run_single groups seeds
   if FLAGS.steady and len(shapes) > 1:
     # Small datasets are up-sampled per seed, so seeds may label different numbers of
     # anomalies: their arrays cannot be stacked into one vmapped program.

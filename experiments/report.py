@@ -22,6 +22,7 @@ beside them.
 """
 
 import argparse
+import csv
 import json
 import pathlib
 from collections import defaultdict
@@ -33,7 +34,8 @@ from experiments import published
 GAP = 3.0  # AUROC points; larger differences to a published number are listed
 
 
-# Per-seed bookkeeping columns of results.csv; every other column identifies the cell.
+# Per-seed columns of results.csv (ssadjax.experiment.RESULT_FIELDS minus the four that
+# name the cell; not imported, as that would load JAX); every other column names the cell.
 _PER_SEED = {"seed", "auroc", "auprc", "train_seconds", "compile_seconds", "steps", "devices"}
 
 
@@ -72,10 +74,10 @@ def read_cells(workdirs) -> list[dict]:
 def _read_csv(path: pathlib.Path) -> list[dict]:
   """Records from a grid's results.csv (one row per seed): rows that agree on every
   column but the per-seed ones form one cell; diverged seeds (empty / nan) are dropped."""
-  import csv  # only here: the cell folders are the usual input
   with open(path, newline="") as f:
-    rows = list(csv.DictReader(f))
-  missing = {"method", "anomaly_only", "dataset", "la", "auroc", "auprc"} - set(rows[0] if rows else {})
+    reader = csv.DictReader(f)
+    rows = list(reader)
+  missing = {"method", "anomaly_only", "dataset", "la", "auroc", "auprc"} - set(reader.fieldnames or ())
   if not rows or missing:
     raise ValueError(f"{path}: not a results.csv of a grid"
                      f"{f' (no column {sorted(missing)})' if missing else ' (no rows)'}")
@@ -86,9 +88,12 @@ def _read_csv(path: pathlib.Path) -> list[dict]:
     if row["auroc"] not in ("", "nan", "None"):
       cell["auroc"].append(100 * float(row["auroc"]))
       cell["auprc"].append(100 * float(row["auprc"]))
-  return [{"method": k["method"], "anomaly_only": k["anomaly_only"] == "True",
-           "dataset": k["dataset"], "la": float(k["la"]), "dir": None, **cell}
-          for k, cell in ((dict(key), cell) for key, cell in cells.items())]
+  records = []
+  for key, cell in cells.items():
+    k = dict(key)
+    records.append({"method": k["method"], "anomaly_only": k["anomaly_only"] == "True",
+                    "dataset": k["dataset"], "la": float(k["la"]), "dir": None, **cell})
+  return records
 
 
 def _has_scores(record) -> bool:
@@ -238,13 +243,12 @@ def plot_families(records, out_png):
     x = np.arange(len(methods))
     for j, ao in enumerate((False, True)):
       vals = [summary.get((m, ao), {}).get(fam, []) for m in methods]
+      lowest = min([lowest, *(np.mean(v) - np.std(v) for v in vals if v)])
       ax.bar(x + (j - 0.5) * width, [np.mean(v) if v else np.nan for v in vals], width,
              yerr=[np.std(v) if v else 0 for v in vals], capsize=2,
              label="+AnoOnly" if ao else "baseline", color="C1" if ao else "C0")
     refs = [published.adbench(m, fam, 0.1) for m in methods]
-    shown = [np.mean(v) - np.std(v) for ao in (False, True)
-             for v in (summary.get((m, ao), {}).get(fam, []) for m in methods) if v]
-    lowest = min([lowest, *shown, *(r for r in refs if r is not None)])
+    lowest = min([lowest, *(r for r in refs if r is not None)])
     ax.scatter(x - 0.5 * width, [np.nan if r is None else r for r in refs], marker="_", s=200,
                color="k", zorder=3, label="ADBench D10")
     ax.set_xticks(x, methods, rotation=30, fontsize=8)
