@@ -2,11 +2,28 @@
 
 import os
 import pathlib
+import tempfile
 
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_ADBENCH_DIR = REPO_ROOT.parent / "shared" / "data" / "adbench"
+
+
+def pytest_configure(config):
+  """One JAX persistent compilation cache per test run, shared by the xdist workers and
+  by the command-line subprocesses the tests start (they read SSADJAX_COMPILATION_CACHE):
+  many tests compile the same programs, and a program compiled once is loaded in ~0.1 s.
+  CI points SSADJAX_COMPILATION_CACHE at a fresh folder; a local run gets its own under
+  the temp dir, so results never depend on what earlier runs left."""
+  del config
+  run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+  cache = os.environ.get("SSADJAX_COMPILATION_CACHE") or os.path.join(
+      tempfile.gettempdir(), f"ssadjax-pytest-jax-cache-{run_id}")
+  os.environ["SSADJAX_COMPILATION_CACHE"] = cache
+  import jax
+  jax.config.update("jax_compilation_cache_dir", cache)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 @pytest.fixture(scope="session")
