@@ -429,7 +429,9 @@ class BaseDetector:
 
   @classmethod
   def load(cls, path):
+    """The detector saved at `path`, ready to score (its class is read from the files)."""
     import orbax.checkpoint as ocp
+    compilation_cache.enable_unless_configured()  # scoring compiles in a new process
     path = pathlib.Path(path).absolute()
     meta = json.loads((path / "detector.json").read_text())
     klass = DETECTORS[meta["class"]]
