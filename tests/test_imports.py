@@ -50,3 +50,30 @@ def test_cli_help_imports_no_heavy_module():
              for line in out.stderr.splitlines() if line.startswith("import time:")}
   assert "absl" in modules, out.stderr[-2000:]  # the listing is there
   assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+
+
+def test_detectors_work_without_scikit_learn():
+  """scikit-learn made unimportable: parameters, the not-fitted error (a ValueError and an
+  AttributeError, as scikit-learn's), a fit and PyOD's outputs all work without it."""
+  code = """
+import sys
+sys.modules["sklearn"] = None  # import sklearn now raises ImportError
+import numpy as np
+from ssadjax import DeepSAD
+detector = DeepSAD(num_epochs=1, batch_size=64, random_state=0)
+assert detector.set_params(num_epochs=2).get_params()["num_epochs"] == 2
+try:
+  detector.predict(np.ones((2, 3)))
+except ValueError as e:
+  assert isinstance(e, AttributeError) and "not fitted yet" in str(e), e
+else:
+  raise AssertionError("no error before fit")
+x = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+labels, confidence = detector.fit(x).predict(x, return_confidence=True)
+assert labels.shape == confidence.shape == (40,)
+assert detector.predict_proba(x, method="unify").shape == (40, 2)
+print("OK")
+"""
+  out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                       text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+  assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-2000:]
