@@ -27,11 +27,8 @@ def main(argv):
     jax.config.update("jax_num_cpu_devices", config.parallel.cpu_devices)
   from ssadjax import parallel
   parallel.initialize_distributed(config.parallel)
-  cache = os.environ.get("SSADJAX_COMPILATION_CACHE",
-                         os.path.expanduser("~/.cache/ssadjax/jax"))
-  if cache:
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+  from ssadjax import compilation_cache
+  if compilation_cache.enable():  # $SSADJAX_COMPILATION_CACHE moves it or ('off') stops it
     # Serialized executables keyed by the resolved config (ssadjax/program_cache.py) are
     # opt-in: deserialised XLA:CPU executables failed at run time here ("Function ... not
     # found") when reused by later processes, so only SSADJAX_EXECUTABLE_CACHE enables it.

@@ -1,24 +1,32 @@
-"""Orbax checkpoint helpers: one manager per training run, saved between chunks."""
+"""Orbax checkpoint helpers: one manager per training run, saved between chunks.
+
+orbax is imported by the functions that use it, not at import time: it costs about a
+quarter of a second and most processes (a detector's fit, `--help`) never checkpoint.
+"""
+
+from __future__ import annotations
 
 import pathlib
 
 import jax
-import orbax.checkpoint as ocp
 
 
-def make_manager(directory, *, max_to_keep: int = 2) -> ocp.CheckpointManager:
+def make_manager(directory, *, max_to_keep: int = 2) -> "ocp.CheckpointManager":
+  import orbax.checkpoint as ocp
   directory = pathlib.Path(directory).absolute()
   return ocp.CheckpointManager(
       directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
 
-def save(manager: ocp.CheckpointManager, step: int, state) -> None:
+def save(manager: "ocp.CheckpointManager", step: int, state) -> None:
+  import orbax.checkpoint as ocp
   manager.save(step, args=ocp.args.StandardSave(state))
 
 
-def restore_latest(manager: ocp.CheckpointManager, like):
+def restore_latest(manager: "ocp.CheckpointManager", like):
   """(step, state) of the latest checkpoint restored onto the structure, dtypes and
   shardings of `like`, or (None, None) when there is none."""
+  import orbax.checkpoint as ocp
   step = manager.latest_step()
   if step is None:
     return None, None

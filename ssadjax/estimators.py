@@ -1,31 +1,58 @@
 """PyOD-style estimators over the functional core: `fit(X, y)`, `decision_function(X)`.
 
     from ssadjax import DeepSAD
-    detector = DeepSAD(anomaly_only=True).fit(X_train, y_train)   # y: 1 = labelled anomaly
-    scores = detector.decision_function(X_test)                   # higher = more anomalous
+    detector = DeepSAD(anomaly_only=True, verbose=1).fit(X_train, y_train)  # y: 1 = labelled anomaly
+    scores = detector.decision_function(X_test)                              # higher = more anomalous
 
 Each estimator builds the same config, the same `Method` and calls the same
 `engine.fit` / `engine.score` as `python -m experiments.main`; nothing here trains.
-Parameters follow scikit-learn's conventions (`get_params`, `set_params`, `clone`, use
-inside a `Pipeline` after a scaler); the inputs are not rescaled here.
+
+The public surface is PyOD's `BaseDetector` (Zhao et al., JMLR 2019): after `fit`,
+`decision_scores_`, `threshold_` (the training-score quantile at 1 - contamination) and
+`labels_`; `decision_function`, `predict(X, return_confidence=False)`,
+`predict_proba(X, method='linear'|'unify', return_confidence=False)`,
+`predict_confidence(X)` and `fit_predict(X, y=None)`. Parameters follow scikit-learn's
+conventions (`get_params`, `set_params`, `clone`, use inside a `Pipeline` after a scaler)
+without inheriting from scikit-learn, so that it stays optional and is never imported by
+`import ssadjax`; the inputs are not rescaled here.
+
+Every fit uses JAX's persistent compilation cache (ssadjax/compilation_cache.py;
+`SSADJAX_COMPILATION_CACHE=off` switches it off) unless JAX already has one configured.
 """
 
+import contextlib
 import inspect
 import json
+import logging
+import math
 import pathlib
+import sys
+import time
+import warnings
 
 import jax
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
-from ssadjax import engine, methods, parallel
+from ssadjax import compilation_cache, engine, methods, parallel
 from ssadjax.data.adbench import DatasetError, validate_x
 
-try:  # scikit-learn is optional: with it, detectors are full sklearn estimators
-  from sklearn.base import BaseEstimator as _SklearnBase
-except ImportError:  # pragma: no cover - exercised only without scikit-learn
-  _SklearnBase = object
+log = logging.getLogger(__name__)
+
+PROBA_METHODS = ("linear", "unify")
+
+
+class _NotFittedError(ValueError, AttributeError):
+  """Raised before `fit` when scikit-learn is not installed (its NotFittedError derives
+  from the same two classes, so `except ValueError` catches both)."""
+
+
+def _not_fitted_error_class():
+  try:  # scikit-learn's own class when it is installed, as its tools expect
+    from sklearn.exceptions import NotFittedError
+  except ImportError:
+    return _NotFittedError
+  return NotFittedError
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -34,12 +61,48 @@ def default_config() -> ml_collections.ConfigDict:
   return common.get_config()
 
 
-def _validate_x(x, where: str, *, num_features: int | None = None) -> np.ndarray:
-  """The data layer's X rules (one row suffices to score), plus the fitted width."""
-  x32 = validate_x(x, where=where, min_rows=1)
+def _is_sparse(x) -> bool:
+  """scipy.sparse matrices and arrays, recognised without importing scipy.sparse."""
+  return (type(x).__module__ or "").startswith("scipy.sparse") or hasattr(x, "tocsr")
+
+
+def _validate_x(x, where: str, *, num_features: int | None = None, min_rows: int = 1,
+                owner: str = "the detector") -> np.ndarray:
+  """The data layer's X rules, the fitted width, and one clear line for what scikit-learn
+  users pass by habit: sparse matrices, 1-D arrays, object arrays of numbers (converted),
+  complex values, zero rows or features, a single row to fit on."""
+  if _is_sparse(x):
+    raise TypeError(f"{where}: X is a sparse matrix ({type(x).__name__}); sparse input is not "
+                    "supported, pass a dense array (X.toarray()).")
+  x = np.asarray(x)
+  if x.ndim == 1:
+    raise DatasetError(f"{where}: X must be 2-D (rows x features), got a 1-D array of shape "
+                       f"{x.shape}. Reshape your data: X.reshape(-1, 1) for one feature, "
+                       "X.reshape(1, -1) for one row.")
+  if np.iscomplexobj(x):
+    raise DatasetError(f"{where}: Complex data not supported (X has dtype {x.dtype}); pass "
+                       "real features, e.g. np.abs(X) or np.c_[X.real, X.imag].")
+  if x.dtype == object:
+    try:
+      x = x.astype(np.float64)
+    except TypeError as e:  # keeps numpy's "argument must be a string or a number" text
+      raise TypeError(f"{where}: X must hold numbers only: {e}.") from None
+    except ValueError as e:
+      raise DatasetError(f"{where}: X must be numeric: {e}.") from None
+  if x.ndim == 2 and x.shape[1] == 0:
+    raise DatasetError(f"{where}: X has 0 feature(s) (shape={x.shape}) while a minimum of 1 "
+                       "is required.")
+  if x.ndim == 2 and x.shape[0] == 0:
+    raise DatasetError(f"{where}: X is empty (shape={x.shape}); at least {min_rows} row(s) "
+                       "are needed.")
+  if x.ndim == 2 and x.shape[0] < min_rows:
+    raise DatasetError(f"{where}: X has {x.shape[0]} sample(s); at least "
+                       f"{min_rows} rows are needed to train.")
+  x32 = validate_x(x, where=where, min_rows=min_rows)
   if num_features is not None and x32.shape[1] != num_features:
-    raise DatasetError(f"{where}: X has {x32.shape[1]} features, the detector was fitted on "
-                       f"{num_features}.")
+    raise DatasetError(f"{where}: X has {x32.shape[1]} features, but {owner} is expecting "
+                       f"{num_features} features as input (it was fitted on {num_features}); "
+                       "pass the columns used in fit.")
   return x32
 
 
@@ -53,11 +116,51 @@ def _validate_semi_labels(y, n: int) -> np.ndarray:
   values = np.unique(y)
   if not np.all(np.isin(values, [0, 1])):
     raise DatasetError(f"fit: y must be 1 (labelled anomaly) or 0 (unlabelled), found "
-                       f"{values[:10].tolist()}.")
+                       f"{values[:10].tolist()}; other values (multi-class targets) are not supported.")
   return y.astype(np.int32)
 
 
-class BaseDetector(_SklearnBase):
+# Batches drawn without replacement: a batch larger than its pool cannot be formed, so it
+# is shrunk to the pool with a warning, as PyOD and DeepOD do. DevNet, PReNet and FEAWAD
+# draw their rows with replacement (as their references) and CLAD caps its own batches:
+# they train on few rows unchanged.
+# method -> (config section, field, the pool the batch is drawn from)
+_ROW_BOUND_BATCHES = {
+    "deepsad": ("deepsad", "batch_size", "training rows"),
+    "deepsvdd": ("deepsad", "batch_size", "training rows"),
+    "funad": ("funad", "batch_size", "training rows"),
+    "bgad": ("bgad", "batch_size", "unlabelled training rows"),
+}
+
+
+@contextlib.contextmanager
+def _progress_logging(verbose: int):
+  """verbose=0: the library's INFO lines (progress) are silenced during the call, whatever
+  the logging set-up; verbose>=1: they are shown on stderr (through the user's handlers
+  if the 'ssadjax' logger has some)."""
+  logger = logging.getLogger("ssadjax")
+  saved = logger.level, logger.propagate
+  handler = None
+  if verbose and verbose > 0:
+    logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+    if not logger.handlers:
+      handler = logging.StreamHandler(sys.stderr)
+      handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s",
+                                             "%H:%M:%S"))
+      logger.addHandler(handler)
+      logger.propagate = False  # printed once, not again by a root handler
+  else:
+    logger.setLevel(logging.WARNING)
+  try:
+    yield
+  finally:
+    logger.setLevel(saved[0])
+    logger.propagate = saved[1]
+    if handler is not None:
+      logger.removeHandler(handler)
+
+
+class BaseDetector:
   """Shared machinery; subclasses set `_method` and may add hyper-parameters.
 
   Args:
@@ -69,27 +172,37 @@ class BaseDetector(_SklearnBase):
       the method's section of the experiment config.
     contamination: expected anomaly fraction of the training data; sets `threshold_`.
     random_state: the seed (model keys are derived from it as in experiments).
+    verbose: 0 (default) silent; 1 logs the command line's progress lines (step, loss,
+      steps/s, ETA after every chunk of epochs) and a summary line on stderr.
   """
   _method = None
 
   def __init__(self, *, anomaly_only=False, norm=None, preset="adbench", hparams=None,
-               contamination=0.1, random_state=0):
+               contamination=0.1, random_state=0, verbose=0):
     self.anomaly_only = anomaly_only
     self.norm = norm
     self.preset = preset
     self.hparams = hparams
     self.contamination = contamination
     self.random_state = random_state
+    self.verbose = verbose
 
-  # -- scikit-learn parameter protocol ------------------------------------------------
+  # -- scikit-learn parameter protocol (no scikit-learn import needed) ------------------
   @classmethod
-  def _param_names(cls):
+  def _get_param_names(cls):
     return sorted(p.name for p in inspect.signature(cls.__init__).parameters.values()
                   if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
+  _param_names = _get_param_names
+
   def get_params(self, deep=True):
-    del deep
-    return {name: getattr(self, name) for name in self._param_names()}
+    params = {}
+    for name in self._param_names():
+      value = getattr(self, name)
+      if deep and hasattr(value, "get_params") and not isinstance(value, type):
+        params.update((f"{name}__{k}", v) for k, v in value.get_params().items())
+      params[name] = value
+    return params
 
   def set_params(self, **params):
     for name, value in params.items():
@@ -100,11 +213,36 @@ class BaseDetector(_SklearnBase):
     return self
 
   def __repr__(self):
-    args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+    args = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
     return f"{type(self).__name__}({args})"
 
   def __sklearn_is_fitted__(self):
     return hasattr(self, "state_")
+
+  def __sklearn_tags__(self):
+    """What scikit-learn's tools (Pipeline, check_estimator) read; only they call it, so
+    scikit-learn is imported here. y is optional and binary: 1 = labelled anomaly.
+
+    No estimator type: scikit-learn's outlier detectors predict -1 / +1 (inlier = +1),
+    while these follow PyOD (0 / 1, outlier = 1)."""
+    from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+    return Tags(estimator_type=None,
+                target_tags=TargetTags(required=False),
+                # Binary targets only (scikit-learn's checks then pass 0/1 labels).
+                classifier_tags=ClassifierTags(multi_class=False),
+                transformer_tags=None, regressor_tags=None,
+                input_tags=InputTags(sparse=False, allow_nan=False))
+
+  def __getstate__(self):
+    # The Method holds jitted closures; it is rebuilt from config_ on unpickling.
+    state = dict(self.__dict__)
+    state.pop("method_", None)
+    return state
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    if "config_" in state and "n_features_in_" in state:
+      self.method_ = methods.build(self.config_, self.n_features_in_, self.num_train_)
 
   # -- configuration --------------------------------------------------------------------
   def _section_overrides(self) -> dict:
@@ -134,58 +272,155 @@ class BaseDetector(_SklearnBase):
       raise ValueError(f"contamination={self.contamination} must be in (0, 0.5)")
     return config
 
+  def _fit_batch_to_data(self, config, semi: np.ndarray) -> None:
+    """Shrinks a batch drawn without replacement to the rows it is drawn from."""
+    if self._method not in _ROW_BOUND_BATCHES:
+      return
+    section_name, field, pool_name = _ROW_BOUND_BATCHES[self._method]
+    section = config[section_name]
+    batch = section.get(field)
+    pool = int(semi.size - semi.sum()) if pool_name.startswith("unlabelled") else semi.size
+    if batch is None or batch <= pool or pool < 1:
+      return
+    warnings.warn(f"{type(self).__name__}: batch_size={batch} exceeds the {pool} "
+                  f"{pool_name}; training with batch_size={pool} (pass batch_size <= {pool} "
+                  "to silence this).", UserWarning, stacklevel=3)
+    section[field] = pool
+    per_batch = section.get("anomalies_per_batch")
+    if per_batch is not None and per_batch >= pool:  # BGAD keeps its 1:7 mix
+      section.anomalies_per_batch = max(1, pool // 8)
+
   # -- fit / score ------------------------------------------------------------------------
   def fit(self, X, y=None):
-    """Trains on X; y: 1 = labelled anomaly, 0 = unlabelled (None: no labels)."""
-    x = _validate_x(X, "fit")
+    """Trains on X; y: 1 = labelled anomaly, 0 = unlabelled (None: no labels).
+    Returns self."""
+    x = _validate_x(X, "fit", min_rows=2)
     semi = _validate_semi_labels(y, x.shape[0])
     config = self.make_config()
     if self.anomaly_only and not semi.any():
       raise ValueError("anomaly_only=True needs labelled anomalies: y has no 1")
-    self.config_ = config
-    self.method_ = methods.build(config, x.shape[1], x.shape[0])
-    data = engine.stack_data([methods.make_train_data(x, semi)])
-    layout = parallel.make_layout(data=1)
-    self.state_, self.timing_ = engine.fit(self.method_, data, [config.seed],
-                                           chunk_epochs=config.train.chunk_epochs,
-                                           layout=layout)
-    if config.norm.eval_stats == "recomputed":  # as the experiment runner does
-      self.state_ = engine.recompute_batch_stats(self.method_, self.state_, data, layout=layout)
-    self.n_features_in_ = x.shape[1]
-    self.num_train_ = x.shape[0]
-    self.num_labelled_ = int(semi.sum())
-    self.decision_scores_ = self._score(x)
-    self.threshold_ = float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
-    self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int32)
+    self._fit_batch_to_data(config, semi)
+    compilation_cache.enable_unless_configured()
+    with _progress_logging(self.verbose):
+      t0 = time.perf_counter()
+      self.config_ = config
+      self.method_ = methods.build(config, x.shape[1], x.shape[0])
+      data = engine.stack_data([methods.make_train_data(x, semi)])
+      layout = parallel.make_layout(data=1)
+      self.state_, self.timing_ = engine.fit(self.method_, data, [config.seed],
+                                             chunk_epochs=config.train.chunk_epochs,
+                                             layout=layout)
+      if config.norm.eval_stats == "recomputed":  # as the experiment runner does
+        self.state_ = engine.recompute_batch_stats(self.method_, self.state_, data,
+                                                   layout=layout)
+      self.n_features_in_ = x.shape[1]
+      self.num_train_ = x.shape[0]
+      self.num_labelled_ = int(semi.sum())
+      self._set_training_scores(self._score(x))
+      log.info("%s fitted on %d rows x %d features (%d labelled anomalies): %d steps, "
+               "%.1fs (compiling %.1fs)", type(self).__name__, x.shape[0], x.shape[1],
+               self.num_labelled_, self.timing_["steps"], time.perf_counter() - t0,
+               self.timing_["compile_seconds"])
     return self
 
-  def _check_fitted(self):
+  def _set_training_scores(self, scores: np.ndarray) -> None:
+    """PyOD's fitted attributes from the training scores."""
+    self.decision_scores_ = np.asarray(scores)
+    self.threshold_ = float(np.quantile(self.decision_scores_, 1.0 - self.contamination))
+    self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int32)
+    self._mu = float(np.mean(self.decision_scores_))
+    self._sigma = float(np.std(self.decision_scores_))
+    self._classes = 2
+
+  def fit_predict(self, X, y=None) -> np.ndarray:
+    """Fits on X (and y) and returns the training labels `labels_` (1 = outlier)."""
+    return self.fit(X, y).labels_
+
+  def _check_fitted(self, where: str = "decision_function"):
     if not hasattr(self, "state_"):
-      raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(X, y) first")
+      raise _not_fitted_error_class()(
+          f"{where}: this {type(self).__name__} is not fitted yet; call fit(X, y) first.")
 
   def _score(self, x):
     return engine.score(self.method_, self.state_, x[None],
                         layout=parallel.make_layout(data=1))[0]
 
+  def _test_scores(self, X, where: str) -> np.ndarray:
+    self._check_fitted(where)
+    return self._score(_validate_x(X, where, num_features=self.n_features_in_,
+                                   owner=type(self).__name__))
+
   def decision_function(self, X) -> np.ndarray:
     """Anomaly scores, higher = more anomalous."""
-    self._check_fitted()
-    return self._score(_validate_x(X, "decision_function", num_features=self.n_features_in_))
+    return self._test_scores(X, "decision_function")
 
-  def predict(self, X) -> np.ndarray:
+  def _labels(self, scores) -> np.ndarray:
+    return (scores > self.threshold_).astype(np.int32)
+
+  def predict(self, X, return_confidence: bool = False):
     """1 for rows scoring above `threshold_` (the training score quantile at
-    1 - contamination), else 0."""
-    return (self.decision_function(X) > self.threshold_).astype(np.int32)
+    1 - contamination), else 0; with `return_confidence`, also `predict_confidence(X)`."""
+    scores = self._test_scores(X, "predict")
+    labels = self._labels(scores)
+    return (labels, self._confidence(scores)) if return_confidence else labels
+
+  def predict_proba(self, X, method: str = "linear", return_confidence: bool = False):
+    """`[n, 2]` probabilities of (inlier, outlier), as PyOD: 'linear' rescales the scores
+    by the training scores' min and max, clipped to [0, 1]; 'unify' is Kriegel et al.'s
+    Gaussian scaling (SDM 2011), erf((s - mean) / (std sqrt 2)) clipped to [0, 1], with
+    the training scores' mean and std. With `return_confidence`, also
+    `predict_confidence(X)`."""
+    if method not in PROBA_METHODS:
+      raise ValueError(f"predict_proba: method={method!r} is not a probability conversion; "
+                       f"use one of {PROBA_METHODS}.")
+    scores = self._test_scores(X, "predict_proba")
+    self._require_training_scores("predict_proba")
+    train = self.decision_scores_
+    if method == "linear":
+      low, span = float(train.min()), float(train.max() - train.min())
+      outlier = (scores - low) / (span if span > 0 else 1.0)
+    else:
+      from scipy.special import erf  # scipy comes with jax
+      outlier = erf((scores - self._mu) / ((self._sigma or 1.0) * math.sqrt(2.0)))
+    outlier = np.clip(outlier, 0.0, 1.0)
+    probs = np.stack([1.0 - outlier, outlier], axis=1)
+    return (probs, self._confidence(scores)) if return_confidence else probs
+
+  def predict_confidence(self, X) -> np.ndarray:
+    """Per-row confidence in `predict`'s label, in [0, 1]: ExCeeD (Perini et al.,
+    ECML-PKDD 2020) as PyOD computes it from the training scores and `contamination`."""
+    return self._confidence(self._test_scores(X, "predict_confidence"))
+
+  def _confidence(self, scores) -> np.ndarray:
+    self._require_training_scores("predict_confidence")
+    from scipy.special import bdtr  # the binomial CDF; scipy comes with jax
+    train = np.sort(self.decision_scores_)
+    n = train.size
+    # Bayesian estimate of each row's outlier probability: its rank among the training
+    # scores with a uniform prior, then the probability that fewer than n * contamination
+    # of n rows drawn at that probability would outrank it.
+    rank = np.searchsorted(train, scores, side="right")
+    p_outlier = (1.0 + rank) / (2.0 + n)
+    confidence = 1.0 - bdtr(n - int(n * self.contamination), n, p_outlier)
+    return np.where(self._labels(scores) == 1, confidence, 1.0 - confidence)
+
+  def _require_training_scores(self, where: str) -> None:
+    if getattr(self, "decision_scores_", None) is None:
+      raise ValueError(f"{where}: this detector was saved without its training scores "
+                       "(by an older ssadjax); refit it, or use decision_function / predict.")
 
   # -- persistence ------------------------------------------------------------------------
   def save(self, path) -> None:
-    """Writes the trained state (orbax) and what is needed to rebuild the method."""
-    self._check_fitted()
+    """Writes the trained state (orbax), the training scores and what is needed to
+    rebuild the method."""
+    import orbax.checkpoint as ocp
+    self._check_fitted("save")
     path = pathlib.Path(path).absolute()
     path.mkdir(parents=True, exist_ok=True)
     with ocp.StandardCheckpointer() as checkpointer:
       checkpointer.save(path / "state", self.state_, force=True)
-    meta = {"class": type(self).__name__, "params": self.get_params(),
+    np.save(path / "decision_scores.npy", np.asarray(self.decision_scores_))
+    meta = {"class": type(self).__name__, "params": self.get_params(deep=False),
             "config": json.loads(self.config_.to_json_best_effort()),
             "n_features_in": self.n_features_in_, "num_train": self.num_train_,
             "num_labelled": self.num_labelled_,
@@ -194,6 +429,9 @@ class BaseDetector(_SklearnBase):
 
   @classmethod
   def load(cls, path):
+    """The detector saved at `path`, ready to score (its class is read from the files)."""
+    import orbax.checkpoint as ocp
+    compilation_cache.enable_unless_configured()  # scoring compiles in a new process
     path = pathlib.Path(path).absolute()
     meta = json.loads((path / "detector.json").read_text())
     klass = DETECTORS[meta["class"]]
@@ -217,6 +455,9 @@ class BaseDetector(_SklearnBase):
     detector.n_features_in_ = meta["n_features_in"]
     detector.num_train_ = meta["num_train"]
     detector.num_labelled_ = meta["num_labelled"]
+    scores_file = path / "decision_scores.npy"
+    if scores_file.exists():
+      detector._set_training_scores(np.load(scores_file))
     detector.threshold_ = meta["threshold"]
     return detector
 
@@ -227,9 +468,9 @@ class DeepSAD(BaseDetector):
 
   def __init__(self, *, eta=1.0, num_epochs=50, batch_size=128, learning_rate=1e-3,
                hidden_dims=(100, 20), rep_dim=10, anomaly_only=False, norm=None,
-               preset="adbench", hparams=None, contamination=0.1, random_state=0):
+               preset="adbench", hparams=None, contamination=0.1, random_state=0, verbose=0):
     super().__init__(anomaly_only=anomaly_only, norm=norm, preset=preset, hparams=hparams,
-                     contamination=contamination, random_state=random_state)
+                     contamination=contamination, random_state=random_state, verbose=verbose)
     self.eta = eta
     self.num_epochs = num_epochs
     self.batch_size = batch_size
@@ -297,7 +538,7 @@ class CLAD(BaseDetector):
                dec_epochs=100, num_epochs=100, batch_size=128, learning_rate=1e-4,
                classifier="cnn", temperature=1000.0, odin_epsilon=1e-4,
                labelled_anomalies="exclude", norm=None, preset="adbench", hparams=None,
-               contamination=0.1, random_state=0, **unexpected):
+               contamination=0.1, random_state=0, verbose=0, **unexpected):
     if unexpected:  # not a parameter (the protocol ignores **): a clear TypeError
       if "anomaly_only" in unexpected:
         raise TypeError(
@@ -312,6 +553,7 @@ class CLAD(BaseDetector):
     self.hparams = hparams
     self.contamination = contamination
     self.random_state = random_state
+    self.verbose = verbose
     self.image_shape = image_shape
     self.num_clusters = num_clusters
     self.latent_dim = latent_dim
@@ -353,7 +595,7 @@ class CLAD(BaseDetector):
 
   def fit(self, X, y=None):
     """Trains on flattened images X; y: 1 = labelled anomaly (see `labelled_anomalies`)."""
-    x = _validate_x(X, "fit")
+    x = _validate_x(X, "fit", min_rows=2)
     shape = self._image_shape()
     if x.shape[1] != int(np.prod(shape)):
       raise DatasetError(f"fit: X has {x.shape[1]} features, but image_shape={shape} needs "

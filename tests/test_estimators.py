@@ -6,12 +6,14 @@ import pathlib
 import re
 import subprocess
 import sys
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
@@ -92,7 +94,7 @@ def test_clone_and_pipeline(small_split):
     (lambda x, y: (np.where(np.arange(x.size).reshape(x.shape) == 0, np.nan, x), y),
      "non-finite"),
     (lambda x, y: (x[:, 0], y), "2-D"),
-    (lambda x, y: (x.astype(object), y), "numeric"),
+    (lambda x, y: (np.where(x > 0, "a", "b").astype(object), y), "numeric"),
     (lambda x, y: (x, y[:-1]), "one label per row"),
     (lambda x, y: (x, y + 1), "labelled anomaly"),
     (lambda x, y: (x[:0], y[:0]), "empty"),
@@ -105,7 +107,7 @@ def test_fit_input_errors(small_split, make_input, match):
 
 
 def test_usage_errors(fitted, small_split):
-  with pytest.raises(RuntimeError, match="not fitted"):
+  with pytest.raises(NotFittedError, match="not fitted"):
     DeepSAD().decision_function(small_split.x_test)
   with pytest.raises(DatasetError, match="features"):
     fitted.decision_function(small_split.x_test[:, :3])
@@ -158,22 +160,70 @@ SHORT = {"deepsad": {"num_epochs": 2}, "deepsvdd": {"num_epochs": 2},
 TABULAR = sorted(name for name in DETECTORS if name != "CLAD")
 
 
+@pytest.fixture(scope="module")
+def hundred_rows(small_split):
+  """100 training rows (5 labelled anomalies): fewer than Deep SAD's and BGAD's batch of
+  128, the case of a PyOD user's first try."""
+  semi = small_split.semi_labels
+  rows = np.concatenate([np.flatnonzero(semi == 0)[:95], np.flatnonzero(semi == 1)[:5]])
+  return small_split.x_train[rows], semi[rows]
+
+
 @pytest.mark.parametrize("name", TABULAR)
-def test_every_detector_fits_and_scores(name, small_split, tmp_path):
+def test_every_detector_fits_and_scores_on_fewer_rows_than_a_batch(name, hundred_rows,
+                                                                    small_split, tmp_path):
+  """Every method trains on 100 rows; batches drawn without replacement (Deep SAD, Deep
+  SVDD, BGAD) are shrunk to the rows with a warning, as PyOD and DeepOD do."""
   cls = DETECTORS[name]
   if cls._method not in methods.FACTORIES:
     pytest.skip(f"{cls._method} is not registered in this build")
-  section = "deepsad" if cls._method == "deepsvdd" else cls._method
-  short = {k: v for k, v in SHORT[cls._method].items()}
+  x, semi = hundred_rows
+  short = dict(SHORT[cls._method])
   detector = cls(hparams=short, random_state=1) if cls not in (DeepSAD, DeepSVDD) else cls(
-      num_epochs=2, batch_size=64, random_state=1)
-  del section
-  detector.fit(small_split.x_train, small_split.semi_labels)
+      num_epochs=2, random_state=1)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    detector.fit(x, semi)
+  shrunk = [str(w.message) for w in caught if "exceeds the" in str(w.message)]
+  if cls._method in ("deepsad", "deepsvdd"):
+    assert shrunk == [f"{name}: batch_size=128 exceeds the 100 training rows; training with "
+                      "batch_size=100 (pass batch_size <= 100 to silence this)."]
+    assert detector.config_.deepsad.batch_size == 100 and detector.batch_size == 128
+  elif cls._method == "bgad":
+    assert shrunk and "the 95 unlabelled training rows" in shrunk[0]
+    assert detector.config_.bgad.batch_size == 95
+  else:
+    assert not shrunk, shrunk
   scores = detector.decision_function(small_split.x_test)
   assert scores.shape == (small_split.x_test.shape[0],) and np.all(np.isfinite(scores))
   detector.save(tmp_path / name)
-  np.testing.assert_array_equal(BaseDetector.load(tmp_path / name).decision_function(
-      small_split.x_test), scores)
+  loaded = BaseDetector.load(tmp_path / name)
+  np.testing.assert_array_equal(loaded.decision_function(small_split.x_test), scores)
+  np.testing.assert_array_equal(loaded.predict_proba(small_split.x_test),
+                                detector.predict_proba(small_split.x_test))
+
+
+def test_verbose_logs_progress_and_default_is_silent(hundred_rows, capsys):
+  """verbose=1 prints the command line's per-chunk progress (step, loss, steps/s, ETA)
+  and a summary on stderr; verbose=0 (default) prints nothing, even with INFO logging on."""
+  import logging
+  x, semi = hundred_rows
+  detector = DeepSAD(num_epochs=4, batch_size=50, hparams={}, random_state=0, verbose=1)
+  detector.fit(x, semi)
+  err = capsys.readouterr().err
+  assert re.search(r"step 8/8 \(1 seeds\)  loss \S+  \S+ steps/s per seed  ETA", err), err
+  assert "DeepSAD fitted on 100 rows x" in err
+  root = logging.getLogger()
+  level = root.level
+  root.setLevel(logging.INFO)
+  handler = logging.StreamHandler()
+  root.addHandler(handler)
+  try:
+    detector.set_params(verbose=0).fit(x, semi)
+  finally:
+    root.removeHandler(handler)
+    root.setLevel(level)
+  assert capsys.readouterr().err == ""
 
 
 # ---------------------------------------------------------------------------- CLAD (images)
@@ -185,7 +235,7 @@ def test_clad_parameters_and_usage_errors():
   detector = CLAD(image_shape=(8, 8, 1))
   params = detector.get_params()
   for name in set(params) - {"image_shape", "norm", "preset", "hparams", "contamination",
-                             "random_state"}:
+                             "random_state", "verbose"}:
     expected = section[name]
     assert params[name] == (tuple(expected) if isinstance(expected, list) else expected), name
   assert "anomaly_only" not in params and clone(detector).get_params() == params
