@@ -1,20 +1,18 @@
 """One experiment (or a grid of them) from a config to result files in a workdir.
 
 Files written (design.md): config.json, metrics.jsonl, checkpoints/, results.json,
-scores.npz; for a grid, one sub-folder per cell plus results.csv and report.md.
+scores.npz, and for every run (single or grid) results.csv (one row per seed and cell) and
+report.md (the table `format_table` prints); a grid has one sub-folder per cell.
 Every file is written to a temporary name and renamed, so an interrupted run never
 leaves a half-written result.
 """
 
-import ast
 import csv
-import fnmatch
 import importlib.metadata
 import io
 import json
 import os
 import pathlib
-import re
 
 import jax
 import ml_collections
@@ -22,7 +20,10 @@ import numpy as np
 import logging
 
 from ssadjax import data as data_lib
-from ssadjax import engine, methods, metrics, parallel
+from ssadjax import engine, methods, metrics, parallel, runconfig
+# Numpy-only parts (also run by the command line before JAX loads), re-exported here.
+from ssadjax.runconfig import (expand_dataset_patterns, parse_grid, prepare_splits,
+                               preset_overrides)
 
 log = logging.getLogger(__name__)
 
@@ -61,55 +62,25 @@ def versions() -> dict:
 
 
 def _config_json(config) -> str:
-  return config.to_json_best_effort(indent=2, sort_keys=True)
+  return runconfig.config_json(config)
 
 
 def _check_workdir(config, workdir: pathlib.Path) -> bool:
   """Refuses a workdir that holds a different experiment or cannot be written; returns
-  whether it already holds this experiment's config.json. Writes nothing that stays."""
-  if workdir.exists() and not workdir.is_dir():
-    raise ValueError(f"workdir {workdir} exists and is not a directory")
-  if not parallel.is_main_process():
-    return (workdir / "config.json").exists()
-  try:
-    workdir.mkdir(parents=True, exist_ok=True)
-    probe = workdir / f".write-probe-{os.getpid()}"
-    probe.write_text("")
-    probe.unlink()
-  except OSError as e:
-    raise ValueError(f"workdir {workdir} is not writable: {e}") from e
-  path = workdir / "config.json"
-  if not path.exists():
-    return False
-  # The device layout is not part of an experiment's identity: a run may resume on
-  # another number of devices (checkpoints restore onto any layout).
-  old, new = (_without_layout(json.loads(t)) for t in (path.read_text(), _config_json(config)))
-  if old != new:
-    changed = sorted(_diff_keys(old, new))
-    raise ValueError(
-        f"workdir {workdir} already holds a run with a different config "
-        f"(differs in: {', '.join(changed[:8])}); use a new --workdir or delete it")
-  return True
+  whether it already holds this experiment's config.json. Writes nothing."""
+  return runconfig.check_workdir(config, workdir)
 
 
 def _claim_workdir(config, workdir: pathlib.Path) -> None:
-  """Checks the workdir, then writes config.json (once)."""
-  if not _check_workdir(config, workdir):
-    atomic_write_text(workdir / "config.json", _config_json(config))
-
-
-def _without_layout(config_dict: dict) -> dict:
-  return {k: v for k, v in config_dict.items() if k != "parallel"}
-
-
-def _diff_keys(a, b, prefix=""):
-  keys = set(a) | set(b) if isinstance(a, dict) and isinstance(b, dict) else set()
-  if not keys:
-    return [prefix.rstrip(".")] if a != b else []
-  out = []
-  for k in keys:
-    out += _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
-  return out
+  """Checks the workdir, creates it, then writes config.json (once)."""
+  if _check_workdir(config, workdir) or not parallel.is_main_process():
+    return
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"workdir {workdir} cannot be created ({e}); choose another "
+                     "--workdir") from e
+  atomic_write_text(workdir / "config.json", _config_json(config))
 
 
 class MetricsLog:
@@ -138,45 +109,6 @@ class MetricsLog:
     atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in old + new))
 
 
-def prepare_splits(config, seeds):
-  """Loads the dataset once and applies the ADBench protocol with one numpy Generator per
-  seed (each seed has its own split, as ADBench's repetitions).
-
-  Image datasets ([n, h, w, c]) go through the protocol as images and are flattened to
-  [n, h*w*c] at the end: the engine works on 2-D arrays and the LeNet encoders reshape."""
-  import dataclasses
-  d = config.data
-  x, y = data_lib.load_dataset(
-      config.dataset, config.data_dir or None, tfds_dir=d.tfds_dir or None,
-      image_split=d.image_split, image_anomaly_ratio=d.image_anomaly_ratio,
-      tfds_download=d.tfds_download)
-  splits = []
-  for seed in seeds:
-    split = data_lib.adbench_splits(
-        x, y, rng=np.random.default_rng(seed), la=_la(config.la),
-        at_least_one_labeled=d.at_least_one_labeled, test_size=d.test_size,
-        resample=d.resample, upsample_threshold=d.upsample_threshold,
-        downsample_threshold=d.downsample_threshold, minmax=d.minmax,
-        normal_clean=d.normal_clean, label_contamination=d.label_contamination,
-        realistic_synthetic_mode=d.realistic_synthetic_mode or None, alpha=d.alpha,
-        percentage=d.percentage, global_bounds=d.global_bounds,
-        noise_type=d.noise_type or None, duplicate_times=d.duplicate_times,
-        noise_ratio=d.noise_ratio, minmax_scope=d.minmax_scope)
-    if split.x_train.ndim > 2:
-      split = dataclasses.replace(
-          split, x_train=split.x_train.reshape(split.x_train.shape[0], -1),
-          x_test=split.x_test.reshape(split.x_test.shape[0], -1))
-    splits.append(split)
-  return splits
-
-
-def _la(value):
-  """`la` >= 1 written as a whole number is a count of labelled anomalies (ADBench)."""
-  if isinstance(value, float) and value >= 1 and value.is_integer():
-    return int(value)
-  return value
-
-
 def _resolve_for_layout(config, layout):
   """The config the method is built from: per-device BatchNorm groups default to the
   size of the 'data' axis. config.json keeps what the user asked for."""
@@ -203,6 +135,24 @@ def program_key(config, input_dim: int, num_train: int) -> str:
   return json.dumps([c, input_dim, num_train], sort_keys=True, default=repr)
 
 
+def program_counts() -> dict:
+  """Counters of the programs this process has obtained so far; `program_delta` of two
+  calls describes what happened between them."""
+  from ssadjax import program_cache
+  return {**engine.program_stats, "jax_cache_hits": program_cache.jax_cache_hits()}
+
+
+def program_delta(before: dict, after: dict) -> dict:
+  """Programs obtained between two `program_counts`, by origin: compiled by XLA, taken
+  from JAX's persistent compilation cache, reused from memory (engine._PROGRAMS), loaded
+  from ssadjax.program_cache. JAX's cache also serves small host-side jits, hence the
+  clamp to the engine's own count."""
+  built = after["compiles"] - before["compiles"]
+  from_cache = min(built, after["jax_cache_hits"] - before["jax_cache_hits"])
+  return {"compiled": built - from_cache, "from_jax_cache": from_cache,
+          "reused": after["hits"] - before["hits"], "loaded": after["loads"] - before["loads"]}
+
+
 def _check_method(config, split, layout) -> None:
   """Builds the method once and traces its sampler, so that bad hyper-parameters and
   batch sizes that do not divide over the devices fail before anything is written."""
@@ -214,29 +164,27 @@ def _check_method(config, split, layout) -> None:
   layout.check_batch(batch)
 
 
-def run_single(config, workdir, *, on_chunk_end=None) -> dict:
+def run_single(config, workdir, *, on_chunk_end=None, splits=None) -> dict:
   """Trains and scores `config.num_seeds` seeds; `on_chunk_end(epoch, metrics)` is called
-  after every chunk (progress bars, tests that simulate an interruption)."""
+  after every chunk (progress bars, tests that simulate an interruption). `splits` are
+  the ones `runconfig.prepare_splits` gives for this config (the command line computes
+  them before JAX loads); None computes them here."""
   workdir = pathlib.Path(workdir)
   _check_workdir(config, workdir)
   if (workdir / "results.json").exists():
     # A finished run (same config, checked above): never recompute it.
     log.info("%s already finished; reusing its results.json", workdir)
-    return json.loads((workdir / "results.json").read_text())
-  if config.num_seeds < 1:
-    raise ValueError(f"num_seeds={config.num_seeds} must be >= 1")
-  if config.train.on_divergence not in ("stop", "continue"):
-    raise ValueError(f"train.on_divergence={config.train.on_divergence!r}; expected "
-                     "stop | continue")
-  seeds = [config.seed + i for i in range(config.num_seeds)]
+    # "reused" (never written) tells callers that nothing ran in this process.
+    return {**json.loads((workdir / "results.json").read_text()), "reused": True}
+  runconfig.check_config(config)
+  seeds = runconfig.seeds(config)
   layout = parallel.make_layout(config.parallel.data, config.parallel.replica)
   layout.check_seeds(len(seeds))
   method_config = _resolve_for_layout(config, layout)
   # Bad data and bad hyper-parameters fail here, before anything is written.
-  splits = prepare_splits(config, seeds)
-  if config.anomaly_only and min(s.num_labelled for s in splits) == 0:
-    raise ValueError(f"anomaly_only=True needs labelled anomalies, but la={config.la} labels "
-                     "none in at least one seed's training split")
+  if splits is None:
+    splits = prepare_splits(config, seeds)
+  stats_before = program_counts()
   _check_method(method_config, splits[0], layout)
   _claim_workdir(config, workdir)
   datas = []
@@ -304,7 +252,9 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
       "steps": timing["steps"], "devices": layout.data_size * layout.replica_size,
       "processes": jax.process_count(),
       "num_train": int(splits[0].x_train.shape[0]), "num_test": int(splits[0].x_test.shape[0]),
-      "num_labelled": int(splits[0].num_labelled), "versions": versions(),
+      "num_labelled": int(splits[0].num_labelled),
+      "programs": program_delta(stats_before, program_counts()),
+      "versions": versions(),
   }
   atomic_write_npz(workdir / "scores.npz", seeds=np.asarray(seeds),
                    labels=np.stack([s.y_test for s in splits]), scores=np.stack(scores))
@@ -315,122 +265,46 @@ def run_single(config, workdir, *, on_chunk_end=None) -> dict:
   return results
 
 
-def parse_grid(spec: str) -> list[dict]:
-  """'dataset=6_cardio|38_thyroid;anomaly_only=False|True' -> list of override dicts
-  (the cartesian product, the first key varying slowest). Products joined by '+' are
-  concatenated: 'method=deepsad|devnet;la=0.01|0.1 + method=funad' runs the unsupervised
-  method once instead of once per `la` ('+' splits only before a `key=`)."""
-  cells = []
-  for product in re.split(r"\+(?=\s*@?[\w.]+\s*=)", spec):
-    cells += _parse_product(product)
-  return cells
-
-
-def _parse_product(spec: str) -> list[dict]:
-  cells = [{}]
-  for part in filter(None, (p.strip() for p in spec.split(";"))):
-    if "=" not in part:
-      raise ValueError(f"grid entry {part!r} is not of the form key=v1|v2")
-    key, values = part.split("=", 1)
-    parsed = []
-    for v in values.split("|"):
-      try:
-        parsed.append(ast.literal_eval(v.strip()))
-      except (ValueError, SyntaxError):
-        parsed.append(v.strip())
-    cells = [{**c, key.strip(): v} for c in cells for v in parsed]
-  return cells
-
-
-def expand_dataset_patterns(cells: list[dict], data_dir) -> list[dict]:
-  """A grid dataset value with a wildcard ('CV_by_ResNet18/*', 'Classical/*') becomes one
-  cell per matching ADBench file under `data_dir` (sorted), so table configs run over
-  whatever subset of ADBench a user has. A pattern matching nothing is an error."""
-  out = []
-  for cell in cells:
-    pattern = cell.get("dataset")
-    if not isinstance(pattern, str) or not any(ch in pattern for ch in "*?["):
-      out.append(cell)
-      continue
-    root = data_lib.resolve_data_dir(data_dir or None)
-    names = [n for n in data_lib.list_datasets(root) if fnmatch.fnmatchcase(n, pattern)]
-    if not names:
-      raise ValueError(f"grid dataset pattern {pattern!r} matches no .npz file under "
-                       f"{str(root)!r} (names look like Classical/6_cardio)")
-    out += [{**cell, "dataset": n} for n in names]
-  return out
-
-
-def preset_overrides(config, key: str, value) -> list[tuple[str, object]]:
-  """A grid key `@group` names a bundle of overrides: `@policy=layer` applies
-  `config.grid_presets.policy.layer`, a string such as "norm.kind=layer,norm.affine=False"
-  (values parsed as in the grid; commas split only before a `key=`). Plain keys pass
-  through as one override."""
-  if not key.startswith("@"):
-    return [(key, value)]
-  group = key[1:]
-  presets = config.get("grid_presets", None)
-  if presets is None or group not in presets or str(value) not in presets[group]:
-    known = sorted(presets[group]) if presets is not None and group in presets else []
-    raise ValueError(f"grid preset {key}={value!r} is not defined in grid_presets.{group} "
-                     f"(defined: {known})")
-  out = []
-  for item in filter(None, (p.strip() for p in re.split(r",(?=\s*[\w.]+\s*=)",
-                                                           presets[group][str(value)]))):
-    dotted, raw = item.split("=", 1)
-    out.append((dotted.strip(), parse_grid(f"k={raw}")[0]["k"]))
-  return out
-
-
-def _cell_name(overrides: dict) -> str:
-  return ",".join(f"{k}={v}" for k, v in overrides.items()).replace("/", "_")
-
-
-def _set(config, dotted: str, value):
-  node = config
-  *path, last = dotted.split(".")
-  for p in path:
-    node = node[p]
-  if last not in node:
-    raise ValueError(f"grid key {dotted!r} is not a config field")
-  node[last] = type(node[last])(value) if isinstance(node[last], float) else value
+_cell_name = runconfig.cell_name
+_set = runconfig.set_field
 
 
 def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
   workdir = pathlib.Path(workdir)
-  cells = expand_dataset_patterns(parse_grid(config.grid), config.data_dir)
+  cells = runconfig.cells(config)
   _claim_workdir(config, workdir)
-  rows, summaries = [], []
-  for i, overrides in enumerate(cells):
-    cell_config = ml_collections.ConfigDict(config.to_dict())
-    cell_config.grid = ""
-    for k, v in overrides.items():
-      for dotted, value in preset_overrides(config, k, v):
-        _set(cell_config, dotted, value)
-    cell_config.lock()
+  summaries = []
+  for i, (overrides, cell_config) in enumerate(cells):
     log.info("grid cell %d/%d: %s", i + 1, len(cells), overrides)
     result = run_single(cell_config, workdir / "cells" / _cell_name(overrides),
                         on_chunk_end=on_chunk_end)
     summaries.append(result)
+  write_results(workdir, summaries, [overrides for overrides, _ in cells])
+  return summaries
+
+
+def write_results(workdir, summaries: list[dict], overrides: list[dict] | None = None) -> None:
+  """results.csv (one row per scored seed; a grid's values as extra columns) and
+  report.md (`format_table`) for a single run (one summary) or a grid."""
+  overrides = overrides or [{} for _ in summaries]
+  rows = []
+  for result, cell in zip(summaries, overrides):
     for seed, roc, pr in zip(result["seeds"], result["auroc"], result["auprc"]):
       if roc is None:
         continue  # a diverged seed
       rows.append({**{k: result[k] for k in RESULT_FIELDS if k in result},
                    "seed": seed, "auroc": roc, "auprc": pr,
                    # the cell's grid values as extra columns ('@policy' -> 'policy')
-                   **{k.lstrip("@"): v for k, v in overrides.items()
+                   **{k.lstrip("@"): v for k, v in cell.items()
                       if k.lstrip("@") not in RESULT_FIELDS}})
-  extra = list(dict.fromkeys(k.lstrip("@") for cell in cells for k in cell
+  extra = list(dict.fromkeys(k.lstrip("@") for cell in overrides for k in cell
                              if k.lstrip("@") not in RESULT_FIELDS))
   out = io.StringIO()
   writer = csv.DictWriter(out, fieldnames=list(RESULT_FIELDS) + extra, restval="")
   writer.writeheader()
   writer.writerows(rows)
-  atomic_write_text(workdir / "results.csv", out.getvalue())
-  report = format_table(summaries)
-  atomic_write_text(workdir / "report.md", report)
-  print(report)
-  return summaries
+  atomic_write_text(pathlib.Path(workdir) / "results.csv", out.getvalue())
+  atomic_write_text(pathlib.Path(workdir) / "report.md", format_table(summaries))
 
 
 def format_table(results: list[dict]) -> str:
@@ -445,8 +319,11 @@ def format_table(results: list[dict]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def train_and_evaluate(config, workdir, *, on_chunk_end=None):
-  """Runs `config` (a grid if `config.grid` is set) and returns its result dict(s)."""
-  if re.sub(r"\s", "", config.grid):
+def train_and_evaluate(config, workdir, *, on_chunk_end=None, splits=None):
+  """Runs `config` (a grid if `config.grid` is set) and returns its result dict(s); both
+  write results.csv and report.md into `workdir`. `splits`: see `run_single`."""
+  if runconfig.is_grid(config):
     return run_grid(config, workdir, on_chunk_end=on_chunk_end)
-  return run_single(config, workdir, on_chunk_end=on_chunk_end)
+  result = run_single(config, workdir, on_chunk_end=on_chunk_end, splits=splits)
+  write_results(workdir, [result])
+  return result

@@ -236,12 +236,13 @@ def test_validation_single_class_and_tiny(tmp_path):
 def test_validation_unreadable(tmp_path):
   path = tmp_path / "junk.npz"
   path.write_bytes(b"this is not a zip archive")
-  with pytest.raises(DatasetError, match="junk.npz"):
+  with pytest.raises(DatasetError, match="junk.npz: not an .npz archive") as e:
     data.load_npz("junk", tmp_path)
+  assert "pickle" not in str(e.value)  # np.load's fallback, meaningless for a broken file
   # Object arrays need pickle, which is refused.
   x, y = _toy()
   np.savez(tmp_path / "obj.npz", X=x.astype(object), y=y)
-  with pytest.raises(DatasetError, match="obj.npz"):
+  with pytest.raises(DatasetError, match="obj.npz: holds object arrays"):
     data.load_npz("obj", tmp_path)
 
 
@@ -644,3 +645,13 @@ def test_synthetic_through_the_protocol():
   s = adbench_splits(x, y, rng=np.random.default_rng(1), la=0.1)
   assert s.x_train.shape == (2100, 12) and s.x_test.shape == (900, 12)
   assert s.y_test.sum() == 90 and s.train_labels.sum() == 210 and s.num_labelled == 21
+
+
+def test_embedded_optdigits_is_the_recipe_byte_for_byte():
+  """The shipped file is what experiments/embedded_data.py builds (provenance check)."""
+  pytest.importorskip("sklearn")
+  from experiments import embedded_data
+  assert data.embedded.path("optdigits").read_bytes() == embedded_data.optdigits_bytes()
+  x, y = data.load_dataset("embedded:optdigits")
+  assert x.shape == (1667, 64) and x.dtype == np.float32 and int(y.sum()) == 48
+  assert set(np.unique(x)) <= set(range(17))  # pixel counts 0..16, as in UCI optdigits

@@ -14,6 +14,8 @@ def _manual(tmp_path):
   (root / "Classical").mkdir(parents=True)
   np.savez(root / "Classical" / "1_small.npz", X=np.zeros((40, 3)), y=np.r_[np.zeros(30),
                                                                            np.ones(10)])
+  np.savez(root / "Classical" / "10_big.npz", X=np.zeros((40, 3)), y=np.r_[np.zeros(30),
+                                                                         np.ones(10)])
   (root / "NLP_by_BERT").mkdir()
   np.savez(root / "NLP_by_BERT" / "text_0.npz", X=np.zeros((200, 7), np.float32),
            y=np.r_[np.zeros(199), np.ones(1)])
@@ -30,7 +32,18 @@ def test_catalogue_rows(tmp_path):
   assert rows["Classical/broken"]["status"].startswith("unreadable")
   assert rows["synthetic"]["rows"] == "3000" and rows["synthetic"]["anomaly %"] == "10.00"
   assert rows["tfds:mnist/<k>"]["features"] == "28x28x1"
-  assert rows["tfds:mnist/<k>"]["status"].startswith("not prepared")
+  assert rows["tfds:mnist/<k>"]["status"].startswith("not downloaded: add "
+                                                     "--config.data.tfds_download=True")
+  assert rows["embedded:optdigits"]["rows"] == "1667"
+  assert rows["embedded:optdigits"]["status"].startswith("ready")
+  names = list(rows)
+  assert names.index("Classical/1_small") < names.index("Classical/10_big")  # natural order
+
+
+def test_natural_key():
+  names = ["Classical/10_cover", "Classical/2_annthyroid", "CV_by_ResNet18/MVTec-AD_bottle"]
+  assert sorted(names, key=datasets.natural_key) == [
+      "Classical/2_annthyroid", "Classical/10_cover", "CV_by_ResNet18/MVTec-AD_bottle"]
 
 
 def test_catalogue_command_prints_a_table(tmp_path):
@@ -44,3 +57,5 @@ def test_catalogue_command_prints_a_table(tmp_path):
   assert lines[0].startswith("| name") and "anomaly %" in lines[0]
   assert any(line.startswith("| Classical/1_small ") and "| 25.00 " in line for line in lines)
   assert any(line.startswith("| tfds:cifar10/<k>") for line in lines)
+  assert any(line.startswith("| embedded:optdigits ") for line in lines)
+  assert out.stderr == ""  # no library log lines

@@ -44,6 +44,17 @@ def test_single_run_writes_result_files(tmp_path):
   assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_single_run_writes_the_grid_files_too(tmp_path):
+  """One output shape: a single run also writes results.csv and report.md."""
+  result = experiment.train_and_evaluate(_synthetic_config(), tmp_path)
+  rows = (tmp_path / "results.csv").read_text().splitlines()
+  assert rows[0].split(",") == list(experiment.RESULT_FIELDS)
+  assert [r.split(",")[4] for r in rows[1:]] == ["1", "2"]  # one row per seed
+  assert (tmp_path / "report.md").read_text() == experiment.format_table([result])
+  assert result["programs"]["compiled"] + result["programs"]["from_jax_cache"] + (
+      result["programs"]["reused"]) >= 2  # a training and a scoring program at least
+
+
 def test_resume_after_interruption_equals_uninterrupted(tmp_path):
   config = _synthetic_config()
   reference = experiment.run_single(config, tmp_path / "reference")

@@ -21,7 +21,6 @@ from ssadjax.data import DatasetError
 from tests.helpers import blobs, tiny_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-RESULT_FILES = ("results.json", "scores.npz", "results.csv", "report.md", "config.json")
 
 
 def _good_xy(n=200, d=5, anomalies=20, seed=0):
@@ -100,12 +99,12 @@ BAD_EXPERIMENTS = {
     "y of the wrong length": (_xy(lambda x, y: (x, y[:-3])), "200 rows but y has 197"),
     "X 1-D": (_xy(lambda x, y: (x[:, 0], y)), "2-D"),
     "object dtype": (_raw(X=lambda: np.array([["a", 1]] * 20, dtype=object),
-                          y=lambda: np.r_[np.ones(2), np.zeros(18)]), "Object arrays"),
+                          y=lambda: np.r_[np.ones(2), np.zeros(18)]), "object arrays"),
     "constant features": (_xy(lambda x, y: (np.ones_like(x), y)), "constant"),
     "huge values": (_xy(_huge), "overflow"),
     "npz without X": (_raw(features=lambda: _good_xy()[0], y=lambda: _good_xy()[1]), r"missing key\(s\) \['X'\]"),
     "npz without y": (_raw(X=lambda: _good_xy()[0]), r"missing key\(s\) \['y'\]"),
-    "corrupt npz": (_corrupt, "cannot be read as an .npz archive"),
+    "corrupt npz": (_corrupt, "not an .npz archive"),
     "missing file": (lambda d: (d.mkdir(parents=True, exist_ok=True),
                                 _case_config(d, dataset="nope"))[1], "not found"),
     "la labels more than exist": (_options(la=500), "500 labelled anomalies requested"),
@@ -128,8 +127,7 @@ def test_bad_experiment_input_fails_clearly_and_writes_nothing(case, tmp_path):
   workdir = tmp_path / "work"
   with pytest.raises((ValueError, DatasetError), match=match):
     experiment.train_and_evaluate(config, workdir)
-  assert not any((workdir / name).exists() for name in RESULT_FILES)
-  assert not (workdir / "checkpoints").exists()
+  assert not workdir.exists()  # not even an empty folder
 
 
 def test_unwritable_workdir(tmp_path):

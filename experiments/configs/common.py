@@ -11,11 +11,13 @@ from ml_collections import config_dict
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.method = "deepsad"          # deepsad | deepsvdd
+  c.method = "deepsad"          # deepsad | deepsvdd | devnet | prenet | feawad | bgad | funad | clad
   c.anomaly_only = False        # AnoOnly transformation: loss on labelled anomalies only
-  c.dataset = "synthetic"       # embedded default, or an ADBench name: 6_cardio, Classical/6_cardio, ...
+  c.dataset = "synthetic"       # synthetic | embedded:optdigits | an ADBench name (6_cardio, Classical/6_cardio) | ...
   c.data_dir = ""               # ADBench folder; empty -> env SSADJAX_DATA_DIR
-  c.la = 0.1                    # labelled anomalies: ratio of train anomalies (float < 1) or a count (int)
+  # Declared `object` so a float stays a ratio (1.0 = every train anomaly) and an int a
+  # count, on the command line (--config.la=5) and in grids (la=0.1|5), as in ADBench.
+  c.la = config_dict.FieldReference(0.1, field_type=object)  # labelled anomalies: float ratio of the train anomalies | int count
   c.num_seeds = 3               # seeds seed, seed+1, ... train side by side in one program
   c.seed = 1                    # ADBench repeats with seeds 1, 2, 3
   c.preset = "adbench"          # adbench | anoonly_paper: reference settings where they disagree

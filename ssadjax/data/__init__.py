@@ -2,7 +2,8 @@
 ADBench through TFDS, realistic synthetic anomalies and noise, raw-image tasks.
 
 Dataset names understood by `load_dataset`:
-  synthetic                          the embedded default (no files)
+  embedded:optdigits                 a small real set shipped in the package (embedded.py)
+  synthetic                          generated Gaussian data (no files)
   6_cardio, Classical/6_cardio       an ADBench .npz under data_dir
   tfds:adbench/6_cardio              the same file through the TFDS builder (tfds_adbench.py)
   tfds:mnist/0, tfds:cifar10/3, ...  a TFDS image set, class k normal (images.py)
@@ -24,6 +25,7 @@ from ssadjax.data.adbench import find_dataset_file
 from ssadjax.data.adbench import list_datasets
 from ssadjax.data.adbench import load_npz
 from ssadjax.data.adbench import resolve_data_dir
+from ssadjax.data import embedded
 from ssadjax.data import images
 from ssadjax.data import latent_classes  # CLAD's latent multi-class tasks (issue 12)
 from ssadjax.data import noise
@@ -37,7 +39,7 @@ from ssadjax.data.synthetic import make_synthetic
 from ssadjax.data.synthetic import synthetic_mixture
 
 __all__ = [
-    "DatasetError", "SYNTHETIC_NAME", "Splits", "adbench_splits", "find_dataset_file",
+    "DatasetError", "SYNTHETIC_NAME", "embedded", "Splits", "adbench_splits", "find_dataset_file",
     "list_datasets", "load_dataset", "load_npz", "make_synthetic", "num_labelled_anomalies",
     "resolve_data_dir", "synthetic_mixture", "feature_shape", "images", "noise", "realistic",
     "tfds_adbench",
@@ -59,6 +61,8 @@ def load_dataset(name: str, data_dir: str | None = None, *, tfds_dir: str | None
   if name == SYNTHETIC_NAME:
     x, y, _ = make_synthetic(seed=0)
     return x, y
+  if embedded.is_embedded_name(name):
+    return embedded.load(name)
   if name.startswith(TFDS_ADBENCH_PREFIX):
     manual = data_dir or os.environ.get(ENV_DATA_DIR) or None
     x, y = tfds_adbench.load_adbench_tfds(name[len(TFDS_ADBENCH_PREFIX):], manual_dir=manual,

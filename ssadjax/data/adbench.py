@@ -37,7 +37,8 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> pathlib.Path:
   path = pathlib.Path(value).expanduser()
   if not path.is_dir():
     raise DatasetError(f"ADBench data directory {str(path)!r} (from {source}) does not exist "
-                       "or is not a directory.")
+                       "or is not a directory; point it at the folder that holds Classical/, "
+                       "CV_by_ResNet18/, ...")
   return path
 
 
@@ -95,6 +96,10 @@ def load_npz(name: str, data_dir: str | os.PathLike) -> tuple[np.ndarray, np.nda
   """Loads and validates dataset `name`: returns X float32 [n, d] and y int32 [n] in {0, 1}."""
   path = find_dataset_file(name, data_dir)
   where = str(path)
+  if not zipfile.is_zipfile(path):
+    # np.load would try it as a pickle and talk about "object data".
+    raise DatasetError(f"{where}: not an .npz archive (a zip holding X.npy and y.npy); the "
+                       "file is damaged or in another format: download or write it again.")
   try:
     # allow_pickle=False: a data file must never be able to run code.
     with np.load(path, allow_pickle=False) as f:
@@ -108,7 +113,11 @@ def load_npz(name: str, data_dir: str | os.PathLike) -> tuple[np.ndarray, np.nda
   except DatasetError:
     raise
   except (OSError, ValueError, zipfile.BadZipFile) as e:
-    raise DatasetError(f"{where}: cannot be read as an .npz archive ({e}).") from e
+    if "allow_pickle" in str(e):
+      raise DatasetError(f"{where}: holds object arrays, which only pickle can read and "
+                         "pickle can run code; save X and y as numeric arrays.") from e
+    raise DatasetError(f"{where}: cannot be read as an .npz archive ({e}); download or "
+                       "write it again.") from e
   return validate_xy(x, y, where=where)
 
 
@@ -146,7 +155,8 @@ def validate_x(x, *, where: str = "data", min_rows: int = MIN_ROWS) -> np.ndarra
     raise DatasetError(f"{where}: only {x.shape[0]} rows; at least {min_rows} are needed.")
   n_bad = int(x.size - np.count_nonzero(np.isfinite(x)))
   if n_bad:
-    raise DatasetError(f"{where}: X has {n_bad} non-finite value(s) (NaN or inf).")
+    raise DatasetError(f"{where}: X has {n_bad} non-finite value(s) (NaN or inf); impute "
+                       "them or drop those rows.")
   with np.errstate(over="ignore"):
     x32 = x.astype(np.float32)
   n_over = int(x32.size - np.count_nonzero(np.isfinite(x32)))
@@ -176,7 +186,7 @@ def validate_xy(x: np.ndarray, y: np.ndarray, *, where: str = "data"
     shown = values[:10].tolist()
     more = f" (and {values.size - 10} more)" if values.size > 10 else ""
     raise DatasetError(f"{where}: y must be binary (0 = normal, 1 = anomaly), "
-                       f"found distinct values {shown}{more}.")
+                       f"found distinct values {shown}{more}; map the classes to 0/1.")
   y32 = y.astype(np.int32)
   n_anomalies = int(y32.sum())
   if n_anomalies == 0:

@@ -111,18 +111,23 @@ class Splits:
     }
 
 
-def _check_la(la) -> None:
+def check_la(la) -> None:
+  """`la` is a float ratio in [0, 1] (1.0 = every train anomaly) or an int count >= 0."""
   # bool is an int subclass: la=True would silently mean "1 labelled anomaly".
   if isinstance(la, (bool, np.bool_)):
-    raise DatasetError(f"la must be a ratio (float) or a count (int), got bool {la!r}.")
+    raise DatasetError(f"la must be a ratio (float) or a count (int), got bool {la!r}; "
+                       "write e.g. la=0.1 (10 % of the train anomalies) or la=5 (five).")
   if isinstance(la, numbers.Integral):
     if la < 0:
-      raise DatasetError(f"la as a count must be >= 0, got {la}.")
+      raise DatasetError(f"la as a count must be >= 0, got {la}; write e.g. la=5 (five "
+                         "labelled anomalies) or la=0.1 (a ratio).")
   elif isinstance(la, numbers.Real):
     if not 0.0 <= la <= 1.0:  # also rejects NaN
-      raise DatasetError(f"la as a ratio must be in [0, 1], got {la}.")
+      raise DatasetError(f"la as a ratio must be in [0, 1], got {la}; write e.g. la=0.1 "
+                         "(10 % of the train anomalies) or an int count such as la=5.")
   else:
-    raise DatasetError(f"la must be a float ratio or an int count, got {type(la).__name__}.")
+    raise DatasetError(f"la must be a float ratio or an int count, got {type(la).__name__} "
+                       f"{la!r}; write e.g. la=0.1 or la=5.")
 
 
 def num_labelled_anomalies(la: float | int, n_anomalies: int, *, at_least_one_labeled: bool = True
@@ -132,11 +137,12 @@ def num_labelled_anomalies(la: float | int, n_anomalies: int, *, at_least_one_la
   A float is a ratio: ceil(la * n) with `at_least_one_labeled`, else int(la * n). An int is a
   count. Note the ADBench convention: `la=1` means ONE anomaly, `la=1.0` means all of them.
   """
-  _check_la(la)
+  check_la(la)
   if isinstance(la, numbers.Integral):
     if la > n_anomalies:
       raise DatasetError(f"la={la} labelled anomalies requested but the training split has only "
-                         f"{n_anomalies} anomalies.")
+                         f"{n_anomalies} anomalies; lower the count or give a ratio "
+                         "(la=1.0 labels all of them).")
     return int(la)
   # Same float expression as ADBench (math.ceil(la * n)), so counts match its splits.
   k = math.ceil(la * n_anomalies) if at_least_one_labeled else int(la * n_anomalies)
@@ -218,7 +224,7 @@ def adbench_splits(
   Returns:
     `Splits`. Raises DatasetError if a split lacks a class or `la` is invalid.
   """
-  _check_la(la)
+  check_la(la)
   if not 0.0 < test_size < 1.0:
     raise DatasetError(f"test_size must be in (0, 1), got {test_size}.")
   if not 0.0 <= label_contamination < 1.0:
