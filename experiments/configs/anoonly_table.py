@@ -1,4 +1,4 @@
-"""The AnoOnly table (methods.md 1.7-1.8, 6.4): Deep SAD, FEAWAD, PReNet, DevNet x
+"""The AnoOnly table (Zhou et al., arXiv 2305.18798, and its README table): Deep SAD, FEAWAD, PReNet, DevNet x
 {baseline, +AnoOnly} on every CV and NLP ADBench file under data_dir, AnoOnly's protocol
 (la = 0.1, at least one labelled anomaly, contaminated unlabelled set, one run per
 sub-task with seed 42, the `anoonly_paper` preset).

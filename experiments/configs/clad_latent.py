@@ -1,4 +1,4 @@
-"""CLAD's latent multi-class scenario (methods.md 9.1) on scikit-learn's offline 8x8 digits.
+"""CLAD's latent multi-class scenario (Park et al., arXiv 2104.09793, MNIST setting) on scikit-learn's offline 8x8 digits.
 
 Normal = a union of digit classes (the paper's MNIST scenarios CUR {0,3,8}, STR {1,4,7},
 MIX {2,5,6,9}); anomalies = every other digit; clean training set (normal_clean: the
