@@ -183,7 +183,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.bgad.margin_tau = 0.1              # b_a = b_n - tau
   c.bgad.normalizer = 10.0             # kappa
   c.bgad.push_pull_weight = 1.0        # lambda
-  c.bgad.focal_weighting = False       # README: on; off here (1/|u| blows up for u near 0, see notes)
+  # Preset-dependent (ssadjax/methods/bgad.py PRESETS): adbench / anoonly_paper: off, 1;
+  # --config.preset=bgad_reference (the authors' MVTec script): on, 8.
+  c.bgad.focal_weighting = config_dict.placeholder(bool)  # off by default: 1/|u| blows up for u near 0 (notes)
   c.bgad.batch_size = 128              # rows per step, labelled anomalies included
   c.bgad.anomalies_per_batch = 16      # labelled anomalies per batch (with replacement)
   c.bgad.learning_rate = 2e-4          # Adam
@@ -191,7 +193,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.bgad.lr_warm = True                # linear warm-up from lr/10 (correct progress, pitfall 27)
   c.bgad.lr_warm_epochs = 2            # meta-epochs
   c.bgad.meta_epochs = 25
-  c.bgad.sub_epochs = 1                # epochs per meta-epoch (reference 8 over image chunks; see notes)
+  c.bgad.sub_epochs = config_dict.placeholder(int)  # epochs per meta-epoch (reference 8 over image chunks)
   c.bgad.ml_warmup = True              # meta-epoch 0: ML on unlabelled rows only (in init)
   c.bgad.anoonly_ml_warmup = False     # keep that ML phase under AnoOnly (a loss on unlabelled rows)
   c.bgad.norm_epsilon = 1e-5           # AnoOnly's inserted BatchNorm flow layer (PyTorch values)
@@ -229,6 +231,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.clad.temperature = 1000.0          # ODIN T
   c.clad.odin_epsilon = 1e-4           # ODIN epsilon (MNIST scenarios)
   c.clad.odin_epsilon_scale = 50.0 * 255.0 / 79.0  # reference (pitfall 35); 1.0 = standard ODIN
+  c.clad.odin_gradient_sign = "torch_ge"  # torch_ge (reference: gradient >= 0 -> +1, 0 included) | jnp_sign (0 -> no step)
   c.clad.score_block = 1024            # test rows per ODIN block (memory bound)
 
   c.anoonly = ml_collections.ConfigDict()
