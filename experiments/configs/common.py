@@ -74,6 +74,28 @@ def get_config() -> ml_collections.ConfigDict:
   c.deepsad.pretrain_transfer = True   # False: train the AE and discard it, as the reference
   c.deepsad.pretrain_learning_rate = 1e-3
   c.deepsad.encoder = "auto"           # auto (LeNet for image datasets, else MLP) | mlp | lenet_mnist | lenet_cifar
+  c.deepsad.lr_milestones = ()         # epochs after which the lr is x0.1 (MultiStepLR)
+  c.deepsad.pretrain_lr_milestones = ()
+  c.deepsad.pretrain_batch_size = config_dict.placeholder(int)  # None = batch_size
+  c.deepsad.pretrain_weight_decay = config_dict.placeholder(float)  # None = weight_decay
+
+  # Deep SVDD: Deep SAD's section without labels, unless preset=deepsvdd_official (Ruff et
+  # al.'s Deep-SVDD-PyTorch) or deepsvdd_adbench (PyOD's DeepSVDD, ADBench's row); values
+  # in ssadjax/methods/deepsad.py DEEPSVDD_PRESETS. Any field set here wins over both.
+  c.deepsvdd = ml_collections.ConfigDict()
+  for key in ("hidden_dims", "rep_dim", "batch_size", "num_epochs", "learning_rate",
+              "lr_milestones", "weight_decay", "pretrain_epochs", "pretrain_learning_rate",
+              "pretrain_lr_milestones"):
+    c.deepsvdd[key] = config_dict.placeholder(type(c.deepsad[key]))
+  c.deepsvdd.pretrain_batch_size = config_dict.placeholder(int)
+  c.deepsvdd.pretrain_weight_decay = config_dict.placeholder(float)
+  c.deepsvdd.lr_milestone_at_zero = config_dict.placeholder(bool)
+  c.deepsvdd.pretrain_transfer = config_dict.placeholder(bool)
+  c.deepsvdd.architecture = config_dict.placeholder(str)  # mlp (Deep SAD's) | pyod (d-64-32 ReLU)
+  c.deepsvdd.adam_eps = config_dict.placeholder(float)    # 1e-8 (PyTorch) | 1e-7 (Keras)
+  c.deepsvdd.activity_l2 = config_dict.placeholder(float)  # Keras activity L2 per layer (PyOD 0.1)
+  c.deepsvdd.standardize = config_dict.placeholder(bool)   # PyOD's StandardScaler on the inputs
+  c.deepsvdd.center_from_other_init = config_dict.placeholder(bool)  # PyOD: c from a discarded net
 
   # PReNet (methods.md 4). None = set by the preset (ssadjax/methods/prenet.py PRESETS);
   # the value after "adbench:" is the default preset's.
