@@ -3,7 +3,6 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from ssadjax import engine, methods
@@ -84,7 +83,7 @@ def test_official_recipe_initialises_the_encoder_from_the_pretrained_autoencoder
 
 
 def test_adbench_recipe_is_pyods_network_and_objective():
-  x, labels, semi = blobs()
+  x, _, semi = blobs()
   cfg = _svdd("deepsvdd_adbench")
   method = methods.build(cfg, x.shape[1], x.shape[0])
   data = jax.device_put(methods.make_train_data(x, semi))
@@ -105,5 +104,9 @@ def test_adbench_recipe_is_pyods_network_and_objective():
   expected = (np.sum((out - extras["center"]) ** 2, -1)
               + 0.1 * (np.sum(h ** 2, -1) + np.sum(out ** 2, -1)))
   np.testing.assert_allclose(per_example, expected, rtol=1e-4)
-  opt = method.optimizer
-  assert isinstance(opt, optax.GradientTransformation)
+  # Adam at 1e-3 without weight decay: the first update of a unit gradient is -1e-3.
+  grads = jax.tree.map(jnp.ones_like, variables["params"])
+  updates, _ = method.optimizer.update(grads, method.optimizer.init(variables["params"]),
+                                       variables["params"])
+  for u in jax.tree.leaves(updates):
+    np.testing.assert_allclose(u, -1e-3, rtol=1e-5)

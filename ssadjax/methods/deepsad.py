@@ -39,10 +39,6 @@ from ssadjax.models import lenet
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 
-def effective_learning_rate(learning_rate: float, lr_milestone_at_zero: bool) -> float:
-  return learning_rate * (0.1 if lr_milestone_at_zero else 1.0)
-
-
 def adam_l2(learning_rate, weight_decay: float, *, eps: float = 1e-8
             ) -> optax.GradientTransformation:
   """PyTorch Adam(weight_decay=wd): wd * theta is added to the gradient before the
