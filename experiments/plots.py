@@ -11,7 +11,9 @@ command line:
   one line per method variant, one panel per family, same error bars.
 
 Both also append a markdown table to the workdir's report.md. matplotlib is an optional
-dependency (`pip install 'ssadjax[report]'`) and imported only when a figure is drawn.
+dependency (`pip install 'ssadjax[report]'`) and imported only when a figure is drawn;
+without it the table is still written and one line says how to get the figure. A knob
+plot with fewer than two values of its column is not drawn (a single point).
 
   python -m experiments.plots WORKDIR policy_bars [--out=FILE.png]
   python -m experiments.plots WORKDIR knob:data.la [--out=FILE.png]
@@ -21,12 +23,16 @@ import argparse
 import csv
 import pathlib
 import re
+import sys
 from collections import defaultdict
 
 import numpy as np
 
 CV_PREFIXES = ("CIFAR10", "SVHN", "MVTec-AD", "FashionMNIST", "MNIST-C")
 NLP_PREFIXES = ("20news", "agnews", "amazon", "imdb", "yelp")
+
+
+FIGURES_HINT = "figures skipped: matplotlib is not installed; pip install 'ssadjax[report]' to get them"
 
 
 def _pyplot():
@@ -173,7 +179,9 @@ def knob_plot(rows, out_png, column: str, title: str = ""):
 
 def make(workdir, plot: str, out_png=None) -> pathlib.Path:
   """Draws `plot` ('policy_bars' or 'knob:<column>') from WORKDIR/results.csv into
-  `out_png` (default WORKDIR/<plot>.png) and appends its table to WORKDIR/report.md."""
+  `out_png` (default WORKDIR/<plot>.png) and appends its table to WORKDIR/report.md.
+  Returns the figure's path, or None when no figure was drawn (no matplotlib, or a knob
+  with a single value)."""
   workdir = pathlib.Path(workdir)
   rows = read_results(workdir / "results.csv")
   if not rows:
@@ -188,12 +196,25 @@ def make(workdir, plot: str, out_png=None) -> pathlib.Path:
     raise ValueError(f"results.csv has no column {column!r} (columns: {sorted(rows[0])})")
   safe = re.sub(r"[^\w.-]", "_", plot)
   out_png = pathlib.Path(out_png) if out_png else workdir / f"{safe}.png"
-  draw(rows, out_png, column)
+  figure = ""
+  if draw is knob_plot and len(set(r[column] for r in rows)) < 2:
+    out_png, figure = None, f"(no figure: {column} takes a single value)\n"
+  else:
+    try:
+      _pyplot()
+    except ImportError:
+      print(FIGURES_HINT, file=sys.stderr)
+      out_png, figure = None, f"({FIGURES_HINT}.)\n"
+  if out_png is not None:
+    draw(rows, out_png, column)
+    figure = f"![{plot}]({out_png.name})\n"
   report = workdir / "report.md"
   text = report.read_text() if report.exists() else ""
   marker = f"<!-- plot {plot} -->"
   text = text.split(marker)[0]  # re-running replaces the section
-  report.write_text(text + f"{marker}\n![{plot}]({out_png.name})\n" + markdown_table(rows, column))
+  tmp = report.with_name(report.name + ".tmp")
+  tmp.write_text(text + f"{marker}\n{figure}" + markdown_table(rows, column))
+  tmp.replace(report)
   return out_png
 
 
@@ -203,7 +224,8 @@ def main(argv=None):
   parser.add_argument("plot", help="policy_bars | knob:<column>")
   parser.add_argument("--out", default=None, help="PNG path (default WORKDIR/<plot>.png)")
   args = parser.parse_args(argv)
-  print(make(args.workdir, args.plot, args.out))
+  out = make(args.workdir, args.plot, args.out)
+  print(out if out is not None else pathlib.Path(args.workdir) / "report.md")
 
 
 if __name__ == "__main__":

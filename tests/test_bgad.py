@@ -311,6 +311,27 @@ def test_method_loss_mean_is_the_bgad_loss_and_rotations_are_extras():
   np.testing.assert_allclose(method.score(variables, extras, batch["x"]), -ll, rtol=1e-5)
 
 
+def test_reference_preset_runs_eight_sub_epochs_with_focal_weighting():
+  data = _data()
+  default = methods.build(_bgad_config(), 6, 200)
+  ref = methods.build(_bgad_config(preset="bgad_reference"), 6, 200)
+  # meta-epoch 0 (ML warm-up) runs in init; the other 2 meta-epochs x 8 sub-epochs here.
+  assert (default.num_epochs, ref.num_epochs) == (2, 16)
+  variables, extras = ref.init(jax.random.key(0), jax.random.key(1), data)
+  batch = ref.sampler.batch(ref.sampler.begin_epoch(jax.random.key(2), data), 0,
+                            jax.random.key(3), data)
+  per_example, _, _ = ref.per_example_loss(variables["params"], {}, extras, batch, None)
+  z, log_det = bgad_models.Flow(dim=6, num_blocks=2).apply(variables, batch["x"], extras["rotations"])
+  ll = losses.flow_log_likelihood(z, log_det)
+  for focal in (True, False):
+    want = 32 * losses.bgad_loss_contributions(ll, batch["semi_labels"], beta=0.01, tau=0.1,
+                                               focal_weighting=focal)
+    assert np.allclose(per_example, want, rtol=1e-4) == focal
+  # An explicit field still wins over the preset.
+  assert methods.build(_bgad_config(preset="bgad_reference", **{"bgad.sub_epochs": 2}),
+                       6, 200).num_epochs == 4
+
+
 def test_anoonly_reduces_to_the_anomaly_push_term():
   cfg = _bgad_config(anomaly_only=True)
   data = _data()

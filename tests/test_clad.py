@@ -255,6 +255,33 @@ def test_odin_perturbation_raises_the_maximum_softmax(temperature):
   assert np.all(wrong < before)
 
 
+def test_odin_direction_maps_a_zero_gradient_as_chosen():
+  grad = jnp.array([[-2.0, 0.0, 3e-9], [0.0, -0.0, -1e-30]])
+  np.testing.assert_array_equal(clad.odin_direction(grad, "torch_ge"),
+                                [[-1, 1, 1], [1, 1, -1]])  # torch.ge(g, 0): -0.0 >= 0 too
+  np.testing.assert_array_equal(clad.odin_direction(grad, "jnp_sign"),
+                                [[-1, 0, 1], [0, 0, -1]])
+  with pytest.raises(ValueError, match="odin_gradient_sign"):
+    clad.odin_direction(grad, "sign")
+
+
+def test_odin_perturbation_moves_inputs_without_gradient_only_as_the_reference():
+  # Features 2 and 3 do not reach the logits: their gradient is exactly 0.
+  w = jnp.array([[1.0, -2.0, 0.5], [0.3, 1.0, -1.0]])
+  logits_fn = lambda x: x[:, :2] @ w
+  x = jnp.array([[0.2, -0.1, 5.0, -5.0], [1.0, 0.4, 0.0, 2.0]])
+  eps = 0.01
+  ref = clad.odin_perturb(logits_fn, x, temperature=2.0, epsilon=eps)  # the default
+  ours = clad.odin_perturb(logits_fn, x, temperature=2.0, epsilon=eps,
+                           gradient_sign="jnp_sign")
+  np.testing.assert_allclose(ref[:, 2:], x[:, 2:] - eps, rtol=1e-6)  # +1 -> x - eps
+  np.testing.assert_array_equal(ours[:, 2:], x[:, 2:])
+  np.testing.assert_allclose(ref[:, :2], ours[:, :2], rtol=1e-6)  # nonzero: same step
+  assert np.all(np.abs(np.asarray(ours[:, :2] - x[:, :2])) > eps / 2)
+  with pytest.raises(ValueError, match="odin_gradient_sign"):
+    methods.build(clad_config(**{"clad.odin_gradient_sign": "sign"}), 64, 300)
+
+
 def test_odin_confidence_without_perturbation_is_the_max_softmax():
   logits_fn = _random_classifier(3)
   x = jax.random.normal(jax.random.key(2), (8, 64))

@@ -143,3 +143,104 @@ def test_a_results_csv_gives_the_same_tables_as_the_cells(tmp_path):
   (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
   with pytest.raises(ValueError, match="not a results.csv of a grid"):
     report.write_report([tmp_path / "bad.csv"])
+
+
+def _no_matplotlib_env(tmp_path):
+  """Environment of a child Python in which `import matplotlib` fails (sitecustomize)."""
+  import os
+  import pathlib
+  shim = tmp_path / "shim"
+  shim.mkdir()
+  (shim / "sitecustomize.py").write_text("import sys\nsys.modules['matplotlib'] = None\n")
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  return {**os.environ, "PYTHONPATH": f"{shim}{os.pathsep}{repo}"}
+
+
+def test_report_without_matplotlib_writes_the_tables_and_one_hint_line(tmp_path):
+  import subprocess
+  import sys
+  grid = tmp_path / "grid"
+  _cell(grid, "a", "deepsad", "Classical/6_cardio", [0.90, 0.92, 0.94])
+  env = _no_matplotlib_env(tmp_path)
+  run = lambda *args: subprocess.run([sys.executable, "-m", "experiments.report", *map(str, args)],
+                                     env=env, capture_output=True, text=True, timeout=120)
+  probe = subprocess.run([sys.executable, "-c", "import matplotlib"], env=env,
+                         capture_output=True, text=True)
+  assert probe.returncode != 0  # the shim works: the report really runs without it
+  done = run(grid)
+  assert done.returncode == 0, done.stderr
+  hint = [line for line in done.stderr.splitlines() if line.strip()]
+  assert hint == [report.FIGURES_HINT] and "pip install 'ssadjax[report]'" in hint[0]
+  out = grid / "report"
+  assert sorted(p.name for p in out.iterdir()) == ["report.md"]  # no figure, nothing else
+  md = (out / "report.md").read_text()
+  assert _row(md, "cardio")[1].startswith("92.00 ±") and report.FIGURES_HINT in md
+  assert [p.name for p in grid.iterdir() if p.name.startswith(".report-")] == []
+  # A failing report: one line, status 2, and no report folder left behind.
+  other = tmp_path / "other"
+  _cell(other, "a", "deepsad", "Classical/6_cardio", [0.9])
+  failed = run(other, "--table=anoonly")
+  assert failed.returncode == 2 and "Traceback" not in failed.stderr
+  assert failed.stderr.strip().splitlines() == [
+      "experiments.report: no cell of the anoonly table among 1 finished cells"]
+  assert sorted(p.name for p in other.iterdir()) == ["cells"]
+
+
+def test_a_failed_report_leaves_no_partial_folder(tmp_path, monkeypatch):
+  grid = tmp_path / "grid"
+  _cell(grid, "a", "deepsad", "Classical/6_cardio", [0.9, 0.8])
+
+  def broken(*args, **kwargs):
+    raise RuntimeError("disk full")
+
+  monkeypatch.setattr(report, "plot_example", broken)
+  monkeypatch.setattr(report, "figures_available", lambda: True)
+  monkeypatch.setattr(report, "plot_vs_la", lambda records, out: out.write_bytes(b"png"))
+  with pytest.raises(RuntimeError, match="disk full"):
+    report.write_report([grid])
+  assert sorted(p.name for p in grid.iterdir()) == ["cells"]
+  # An earlier report in place is kept whole when the next one fails.
+  monkeypatch.setattr(report, "plot_example", lambda records, dataset, out: out.write_bytes(b"x"))
+  first = report.write_report([grid]).read_text()
+  monkeypatch.setattr(report, "plot_example", broken)
+  with pytest.raises(RuntimeError):
+    report.write_report([grid])
+  assert (grid / "report" / "report.md").read_text() == first
+  assert [p.name for p in grid.iterdir() if p.name.startswith(".report-")] == []
+
+
+def test_the_auroc_vs_la_figure_needs_two_ratios(tmp_path, monkeypatch):
+  drawn = []
+  monkeypatch.setattr(report, "figures_available", lambda: True)
+  monkeypatch.setattr(report, "plot_vs_la", lambda records, out: drawn.append(out.name)
+                      or out.write_bytes(b"png"))
+  monkeypatch.setattr(report, "plot_example", lambda records, dataset, out: out.write_bytes(b"x"))
+  grid = tmp_path / "grid"
+  _cell(grid, "a", "deepsad", "Classical/6_cardio", [0.9, 0.8])
+  md = report.write_report([grid]).read_text()
+  assert drawn == [] and "auroc_vs_la.png" not in md and "example_Classical_6_cardio.png" in md
+  _cell(grid, "b", "deepsad", "Classical/6_cardio", [0.7, 0.6], la=0.01)
+  md = report.write_report([grid]).read_text()
+  assert drawn == ["auroc_vs_la.png"] and "![auroc_vs_la.png]" in md
+
+
+def test_plots_write_the_table_without_a_figure_when_none_can_be_drawn(tmp_path, monkeypatch,
+                                                                       capsys):
+  from experiments import plots
+  rows = ["method,anomaly_only,dataset,la,seed,auroc,auprc,policy",
+          "deepsad,False,Classical/6_cardio,0.1,1,0.9,0.5,a",
+          "deepsad,False,Classical/6_cardio,0.1,2,0.8,0.5,b"]
+  (tmp_path / "results.csv").write_text("\n".join(rows) + "\n")
+  # A knob with one value would be a single point: table only.
+  assert plots.make(tmp_path, "knob:la") is None
+  assert "la takes a single value" in (tmp_path / "report.md").read_text()
+
+  def missing():
+    raise ImportError("no matplotlib")
+
+  monkeypatch.setattr(plots, "_pyplot", missing)
+  assert plots.make(tmp_path, "policy_bars") is None
+  md = (tmp_path / "report.md").read_text()
+  assert "| a | 90.0 ± 0.0 |" in md and plots.FIGURES_HINT in md
+  assert capsys.readouterr().err.strip() == plots.FIGURES_HINT
+  assert not list(tmp_path.glob("*.png"))

@@ -76,6 +76,28 @@ def get_config() -> ml_collections.ConfigDict:
   c.deepsad.pretrain_transfer = True   # False: train the AE and discard it, as the reference
   c.deepsad.pretrain_learning_rate = 1e-3
   c.deepsad.encoder = "auto"           # auto (LeNet for image datasets, else MLP) | mlp | lenet_mnist | lenet_cifar
+  c.deepsad.lr_milestones = ()         # epochs after which the lr is x0.1 (MultiStepLR)
+  c.deepsad.pretrain_lr_milestones = ()
+  c.deepsad.pretrain_batch_size = config_dict.placeholder(int)  # None = batch_size
+  c.deepsad.pretrain_weight_decay = config_dict.placeholder(float)  # None = weight_decay
+
+  # Deep SVDD: Deep SAD's section without labels, unless preset=deepsvdd_official (Ruff et
+  # al.'s Deep-SVDD-PyTorch) or deepsvdd_adbench (PyOD's DeepSVDD, ADBench's row); values
+  # in ssadjax/methods/deepsad.py DEEPSVDD_PRESETS. Any field set here wins over both.
+  c.deepsvdd = ml_collections.ConfigDict()
+  for key in ("hidden_dims", "rep_dim", "batch_size", "num_epochs", "learning_rate",
+              "lr_milestones", "weight_decay", "pretrain_epochs", "pretrain_learning_rate",
+              "pretrain_lr_milestones"):
+    c.deepsvdd[key] = config_dict.placeholder(type(c.deepsad[key]))
+  c.deepsvdd.pretrain_batch_size = config_dict.placeholder(int)
+  c.deepsvdd.pretrain_weight_decay = config_dict.placeholder(float)
+  c.deepsvdd.lr_milestone_at_zero = config_dict.placeholder(bool)
+  c.deepsvdd.pretrain_transfer = config_dict.placeholder(bool)
+  c.deepsvdd.architecture = config_dict.placeholder(str)  # mlp (Deep SAD's) | pyod (d-64-32 ReLU)
+  c.deepsvdd.adam_eps = config_dict.placeholder(float)    # 1e-8 (PyTorch) | 1e-7 (Keras)
+  c.deepsvdd.activity_l2 = config_dict.placeholder(float)  # Keras activity L2 per layer (PyOD 0.1)
+  c.deepsvdd.standardize = config_dict.placeholder(bool)   # PyOD's StandardScaler on the inputs
+  c.deepsvdd.center_from_other_init = config_dict.placeholder(bool)  # PyOD: c from a discarded net
 
   # PReNet (methods.md 4). None = set by the preset (ssadjax/methods/prenet.py PRESETS);
   # the value after "adbench:" is the default preset's.
@@ -185,7 +207,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.bgad.margin_tau = 0.1              # b_a = b_n - tau
   c.bgad.normalizer = 10.0             # kappa
   c.bgad.push_pull_weight = 1.0        # lambda
-  c.bgad.focal_weighting = False       # README: on; off here (1/|u| blows up for u near 0, see notes)
+  # Preset-dependent (ssadjax/methods/bgad.py PRESETS): adbench / anoonly_paper: off, 1;
+  # --config.preset=bgad_reference (the authors' MVTec script): on, 8.
+  c.bgad.focal_weighting = config_dict.placeholder(bool)  # off by default: 1/|u| blows up for u near 0 (notes)
   c.bgad.batch_size = 128              # rows per step, labelled anomalies included
   c.bgad.anomalies_per_batch = 16      # labelled anomalies per batch (with replacement)
   c.bgad.learning_rate = 2e-4          # Adam
@@ -193,7 +217,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.bgad.lr_warm = True                # linear warm-up from lr/10 (correct progress, pitfall 27)
   c.bgad.lr_warm_epochs = 2            # meta-epochs
   c.bgad.meta_epochs = 25
-  c.bgad.sub_epochs = 1                # epochs per meta-epoch (reference 8 over image chunks; see notes)
+  c.bgad.sub_epochs = config_dict.placeholder(int)  # epochs per meta-epoch (reference 8 over image chunks)
   c.bgad.ml_warmup = True              # meta-epoch 0: ML on unlabelled rows only (in init)
   c.bgad.anoonly_ml_warmup = False     # keep that ML phase under AnoOnly (a loss on unlabelled rows)
   c.bgad.norm_epsilon = 1e-5           # AnoOnly's inserted BatchNorm flow layer (PyTorch values)
@@ -231,6 +255,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.clad.temperature = 1000.0          # ODIN T
   c.clad.odin_epsilon = 1e-4           # ODIN epsilon (MNIST scenarios)
   c.clad.odin_epsilon_scale = 50.0 * 255.0 / 79.0  # reference (pitfall 35); 1.0 = standard ODIN
+  c.clad.odin_gradient_sign = "torch_ge"  # torch_ge (reference: gradient >= 0 -> +1, 0 included) | jnp_sign (0 -> no step)
   c.clad.score_block = 1024            # test rows per ODIN block (memory bound)
 
   c.anoonly = ml_collections.ConfigDict()

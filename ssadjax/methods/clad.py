@@ -14,8 +14,9 @@ confidently the classifier puts it into one of them:
    y* = argmax_j q_ij for every training row.                                     [init]
 3. Classifier (small CNN, or ResNet-18) trained with cross-entropy on (x, y*): this is
    the stage the engine's main loop trains (checkpoints, vmap over seeds).
-4. Score: ODIN. y_hat = argmax f(x); g = sign(d CE(f(x)/T, y_hat) / dx);
-   x~ = x - epsilon * scale * g; anomaly score = -max softmax(f(x~) / T).
+4. Score: ODIN. y_hat = argmax f(x); g = sign(d CE(f(x)/T, y_hat) / dx), with a zero
+   gradient counted as +1 as the reference's torch.ge(grad, 0) (`odin_gradient_sign=
+   'jnp_sign'`: 0); x~ = x - epsilon * scale * g; anomaly score = -max softmax(f(x~) / T).
 
 Stages 1-2 are `lax.scan`s (epochs of steps) and a `lax.while_loop` (DEC with early
 stop) inside `init`, so they run once per seed in the same vmapped program; their
@@ -130,11 +131,28 @@ def kmeans(key: jax.Array, x: jax.Array, k: int, *, n_init: int = 20, num_iters:
 # ------------------------------------------------------------------------------------ ODIN
 
 
-def odin_perturb(logits_fn, x: jax.Array, *, temperature: float, epsilon: float):
+ODIN_GRADIENT_SIGNS = ("torch_ge", "jnp_sign")
+
+
+def odin_direction(grad: jax.Array, gradient_sign: str = "torch_ge") -> jax.Array:
+  """The sign of ODIN's step. 'torch_ge' is the reference's `(torch.ge(g, 0) - 0.5) * 2`:
+  +1 where g >= 0, so a zero gradient still moves the input; 'jnp_sign' is sign(g), 0
+  where g = 0 (the input stays put there)."""
+  if gradient_sign == "torch_ge":
+    return jnp.where(grad >= 0, 1.0, -1.0).astype(grad.dtype)
+  if gradient_sign == "jnp_sign":
+    return jnp.sign(grad)
+  raise ValueError(f"clad.odin_gradient_sign={gradient_sign!r}; expected one of "
+                   f"{ODIN_GRADIENT_SIGNS}")
+
+
+def odin_perturb(logits_fn, x: jax.Array, *, temperature: float, epsilon: float,
+                 gradient_sign: str = "torch_ge"):
   """ODIN's input pre-processing (Liang et al., 2018): x - epsilon * sign(grad_x CE(f(x)/T,
-  argmax f(x))). `logits_fn` must treat rows independently (eval-mode BatchNorm), so the
-  gradient of the summed cross-entropy is each row's own gradient. Lowering the
-  cross-entropy of the predicted class raises that class's softmax, i.e. the confidence."""
+  argmax f(x))), the sign as `odin_direction(., gradient_sign)`. `logits_fn` must treat
+  rows independently (eval-mode BatchNorm), so the gradient of the summed cross-entropy
+  is each row's own gradient. Lowering the cross-entropy of the predicted class raises
+  that class's softmax, i.e. the confidence."""
 
   def summed_ce(x_in):
     logits = logits_fn(x_in)
@@ -142,13 +160,15 @@ def odin_perturb(logits_fn, x: jax.Array, *, temperature: float, epsilon: float)
     return jnp.sum(optax.softmax_cross_entropy_with_integer_labels(logits / temperature,
                                                                    y_hat))
 
-  return x - epsilon * jnp.sign(jax.grad(summed_ce)(x))
+  return x - epsilon * odin_direction(jax.grad(summed_ce)(x), gradient_sign)
 
 
-def odin_confidence(logits_fn, x: jax.Array, *, temperature: float, epsilon: float):
+def odin_confidence(logits_fn, x: jax.Array, *, temperature: float, epsilon: float,
+                    gradient_sign: str = "torch_ge"):
   """max softmax(f(x~) / T) of the perturbed input; higher = more normal. `[n]`."""
   if epsilon:
-    x = odin_perturb(logits_fn, x, temperature=temperature, epsilon=epsilon)
+    x = odin_perturb(logits_fn, x, temperature=temperature, epsilon=epsilon,
+                     gradient_sign=gradient_sign)
   return losses.max_softmax(logits_fn(x), temperature=temperature)
 
 
@@ -345,6 +365,8 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
   stats_classifier = classifier.clone(norm=for_recompute(policy))
   prep = functools.partial(standardise, image_shape=image_shape)
   epsilon = float(hp.odin_epsilon) * float(hp.odin_epsilon_scale)
+  gradient_sign = hp.get("odin_gradient_sign", "torch_ge")
+  odin_direction(jnp.zeros(1), gradient_sign)  # a clear error for an unknown value now
 
   def init(init_key, extras_key, data):
     n = data.x.shape[0]
@@ -410,7 +432,8 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     logits_fn = lambda x_in: base.apply_eval(classifier, variables, x_in,
                                              eval_stats=policy.eval_stats)
     block = lambda xb: -odin_confidence(logits_fn, prep(xb, extras),
-                                        temperature=hp.temperature, epsilon=epsilon)
+                                        temperature=hp.temperature, epsilon=epsilon,
+                                        gradient_sign=gradient_sign)
     return _blocked(block, x, int(hp.score_block))
 
   return base.Method(

@@ -10,8 +10,23 @@ Reference-behaviour switches (see BUILD_NOTES.md):
 * `pretrain_epochs>0` with `pretrain_transfer=False` trains the autoencoder and then
   discards it, as ADBench / Deep-SAD-PyTorch do through their state-dict key mismatch;
   `pretrain_transfer=True` really initialises the encoder (and c) from it.
+
+Deep SVDD recipes (`cfg.preset`, values in `DEEPSVDD_PRESETS`, every field overridable
+through `cfg.deepsvdd`); under any other preset Deep SVDD is Deep SAD's recipe without
+labels (`cfg.deepsad`), as in the Deep SAD paper's Deep SVDD baseline:
+* `deepsvdd_official`: Ruff et al.'s Deep-SVDD-PyTorch (README's MNIST command): Adam
+  1e-4 x0.1 after epoch 50, 150 epochs, batch 200, weight decay 5e-7; autoencoder
+  pretraining 150 epochs, lr 1e-4 x0.1 after epoch 50, batch 200, weight decay 5e-4,
+  whose encoder weights initialise the network (their state-dict keys match).
+* `deepsvdd_adbench`: what ADBench's DeepSVDD row runs, PyOD 1.0's Keras `DeepSVDD`
+  with its defaults: standardised inputs, d-64-32 bias-free ReLU net (ReLU on the output
+  too), Keras glorot init, Adam 1e-3 (eps 1e-7), batch 32, 100 epochs, L2 activity
+  regularisation 0.1 per layer, no weight decay in the gradient (PyOD's is a constant),
+  no pretraining, and c from the forward pass of a *different* random network than the
+  one trained (PyOD builds the model twice). See BUILD_NOTES.md for what is not copied.
 """
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -24,14 +39,69 @@ from ssadjax.models import lenet
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 
-def effective_learning_rate(learning_rate: float, lr_milestone_at_zero: bool) -> float:
-  return learning_rate * (0.1 if lr_milestone_at_zero else 1.0)
-
-
-def adam_l2(learning_rate: float, weight_decay: float) -> optax.GradientTransformation:
+def adam_l2(learning_rate, weight_decay: float, *, eps: float = 1e-8
+            ) -> optax.GradientTransformation:
   """PyTorch Adam(weight_decay=wd): wd * theta is added to the gradient before the
-  moment estimates (L2, not AdamW's decoupled decay)."""
-  return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate))
+  moment estimates (L2, not AdamW's decoupled decay). `learning_rate` may be a schedule."""
+  return optax.chain(optax.add_decayed_weights(weight_decay),
+                     optax.adam(learning_rate, eps=eps))
+
+
+def milestone_schedule(learning_rate: float, milestones, steps_per_epoch: int):
+  """PyTorch MultiStepLR(milestones, gamma=0.1) stepped once per epoch, as a function of
+  the optimiser step: the lr is multiplied by 0.1 from epoch m on, for each m."""
+  if not milestones:
+    return learning_rate
+  return optax.piecewise_constant_schedule(
+      learning_rate, {int(m) * steps_per_epoch: 0.1 for m in sorted(milestones)})
+
+
+# Deep SVDD's own recipes (module docstring). Keys missing here keep Deep SAD's value.
+DEEPSVDD_PRESETS = {
+    "deepsvdd_official": dict(
+        architecture="mlp", batch_size=200, num_epochs=150, learning_rate=1e-4,
+        lr_milestone_at_zero=False, lr_milestones=(50,), weight_decay=5e-7,
+        pretrain_epochs=150, pretrain_transfer=True, pretrain_learning_rate=1e-4,
+        pretrain_lr_milestones=(50,), pretrain_batch_size=200, pretrain_weight_decay=5e-4,
+        adam_eps=1e-8, activity_l2=0.0, standardize=False, center_from_other_init=False),
+    "deepsvdd_adbench": dict(
+        architecture="pyod", hidden_dims=(64,), rep_dim=32, batch_size=32,
+        num_epochs=100, learning_rate=1e-3, lr_milestone_at_zero=False, lr_milestones=(),
+        weight_decay=0.0, pretrain_epochs=0, adam_eps=1e-7, activity_l2=0.1,
+        standardize=True, center_from_other_init=True),
+}
+# Deep SVDD-only fields and their values when Deep SVDD follows Deep SAD's recipe.
+_SVDD_DEFAULTS = dict(architecture="mlp", adam_eps=1e-8, activity_l2=0.0,
+                      standardize=False, center_from_other_init=False)
+
+
+def deepsvdd_hparams(cfg) -> dict:
+  """Deep SVDD's hyper-parameters: Deep SAD's section, then the `deepsvdd_*` preset's
+  values, then every field of `cfg.deepsvdd` that is set (not None)."""
+  values = {**dict(cfg.deepsad), **_SVDD_DEFAULTS}
+  values.update(DEEPSVDD_PRESETS.get(cfg.get("preset", ""), {}))
+  for key, value in (cfg.get("deepsvdd") or {}).items():
+    if value is not None:
+      values[key] = value
+  return values
+
+
+class PyODEncoder(nn.Module):
+  """PyOD 1.0's Keras DeepSVDD network: bias-free Dense layers with ReLU on every layer,
+  the output included, Keras' glorot-uniform init, no normalisation.
+  `return_activations=True` returns every layer's output (for the activity regulariser)."""
+  hidden_dims: tuple = (64,)
+  rep_dim: int = 32
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False, norm_mask=None, return_activations=False):
+    del train, norm_mask
+    outs = []
+    for width in (*self.hidden_dims, self.rep_dim):
+      x = nn.relu(nn.Dense(width, use_bias=False,
+                           kernel_init=nn.initializers.glorot_uniform())(x))
+      outs.append(x)
+    return outs if return_activations else x
 
 
 def center_eps_trick(center: jax.Array, eps: float) -> jax.Array:
@@ -40,8 +110,9 @@ def center_eps_trick(center: jax.Array, eps: float) -> jax.Array:
   return jnp.where((jnp.abs(center) < eps) & (center > 0), eps, center)
 
 
-def _autoencoder_pretrain(ae, ae_variables, data, key, *, epochs, batch_size, optimizer):
-  """Trains the autoencoder on all training rows with the MSE of methods.md 2.2."""
+def pretrain_autoencoder(ae, ae_variables, data, key, *, epochs, batch_size, optimizer):
+  """Trains the autoencoder on all training rows with the MSE of methods.md 2.2 and
+  returns its variables (the encoder's under 'encoder')."""
   sampler = base.shuffled_sampler(batch_size)
   steps_per_epoch = data.x.shape[0] // batch_size
   params, batch_stats = base.split_variables(ae_variables)
@@ -68,75 +139,127 @@ def _autoencoder_pretrain(ae, ae_variables, data, key, *, epochs, batch_size, op
 
   (params, batch_stats, _), _ = jax.lax.scan(
       epoch, (params, batch_stats, opt_state), jax.random.split(key, epochs))
-  return {"params": params, "batch_stats": batch_stats}
+  return base.make_variables(params, batch_stats)
 
 
 def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
                 insert_norm: bool = False) -> base.Method:
-  """Builds Deep SAD (or Deep SVDD with `use_labels=False`) from `cfg.deepsad`.
+  """Builds Deep SAD from `cfg.deepsad`, or Deep SVDD (`use_labels=False`) from
+  `deepsvdd_hparams(cfg)`.
 
   `insert_norm` is AnoOnly's request for a BatchNorm in the feature path; Deep SAD's
   MLP already has one after each hidden layer, so nothing changes.
   """
   del insert_norm
-  hp = cfg.deepsad
+  if use_labels:
+    if cfg.get("preset", "") in DEEPSVDD_PRESETS:
+      raise ValueError(f"preset={cfg.preset!r} is a Deep SVDD recipe; use method=deepsvdd "
+                       "or preset=adbench for deepsad")
+    hp = {**dict(cfg.deepsad), **_SVDD_DEFAULTS}
+  else:
+    hp = deepsvdd_hparams(cfg)
+  section = "deepsad" if use_labels else "deepsvdd"  # named in the errors below
   policy = NormPolicy.from_config(cfg.norm)
-  # deepsad.encoder: mlp | lenet_mnist | lenet_cifar | auto (LeNet for image datasets).
-  encoder = lenet.make_encoder(
-      hp.get("encoder", "mlp"), input_dim=input_dim,
-      image_shape=data_lib.feature_shape(cfg.get("dataset", "") or ""), norm=policy,
-      mlp_hidden_dims=hp.hidden_dims, mlp_rep_dim=hp.rep_dim)
-  # The same encoder with momentum-0 statistics: norm.eval_stats='recomputed'.
-  stats_encoder = lenet.make_encoder(
-      hp.get("encoder", "mlp"), input_dim=input_dim,
-      image_shape=data_lib.feature_shape(cfg.get("dataset", "") or ""),
-      norm=for_recompute(policy), mlp_hidden_dims=hp.hidden_dims, mlp_rep_dim=hp.rep_dim)
-  if hp.pretrain_epochs > 0 and not isinstance(encoder, MLPEncoder):
-    raise ValueError("deepsad.pretrain_epochs > 0 needs the MLP encoder (no LeNet decoder)")
-  batch_size = hp.batch_size
+  pyod = hp["architecture"] == "pyod"
+  if hp["architecture"] not in ("mlp", "pyod"):
+    raise ValueError(f"deepsvdd.architecture={hp['architecture']!r}; expected mlp or pyod")
+  image_shape = data_lib.feature_shape(cfg.get("dataset", "") or "")
+  if pyod:
+    encoder = stats_encoder = PyODEncoder(hidden_dims=tuple(hp["hidden_dims"]),
+                                          rep_dim=hp["rep_dim"])
+  else:
+    # deepsad.encoder: mlp | lenet_mnist | lenet_cifar | auto (LeNet for image datasets).
+    encoder = lenet.make_encoder(
+        hp.get("encoder", "mlp"), input_dim=input_dim, image_shape=image_shape,
+        norm=policy, mlp_hidden_dims=hp["hidden_dims"], mlp_rep_dim=hp["rep_dim"])
+    # The same encoder with momentum-0 statistics: norm.eval_stats='recomputed'.
+    stats_encoder = lenet.make_encoder(
+        hp.get("encoder", "mlp"), input_dim=input_dim, image_shape=image_shape,
+        norm=for_recompute(policy), mlp_hidden_dims=hp["hidden_dims"],
+        mlp_rep_dim=hp["rep_dim"])
+  if hp["pretrain_epochs"] > 0 and not isinstance(encoder, MLPEncoder):
+    raise ValueError(f"{section}.pretrain_epochs > 0 needs the MLP encoder (no LeNet or "
+                     "PyOD decoder)")
+  batch_size = hp["batch_size"]
   if num_train < batch_size:
-    raise ValueError(f"deepsad.batch_size={batch_size} exceeds the {num_train} training rows")
+    raise ValueError(f"{section}.batch_size={batch_size} exceeds the {num_train} training rows")
   steps_per_epoch = num_train // batch_size  # drop_last=True, as the reference loader
+  pretrain_batch_size = hp.get("pretrain_batch_size") or batch_size
+  if hp["pretrain_epochs"] > 0 and num_train < pretrain_batch_size:
+    raise ValueError(f"{section}.pretrain_batch_size={pretrain_batch_size} exceeds the "
+                     f"{num_train} training rows")
+  pretrain_weight_decay = hp.get("pretrain_weight_decay")
+  if pretrain_weight_decay is None:
+    pretrain_weight_decay = hp["weight_decay"]
+  lr_scale = 0.1 if hp["lr_milestone_at_zero"] else 1.0
+  optimizer = adam_l2(
+      milestone_schedule(hp["learning_rate"] * lr_scale, hp.get("lr_milestones", ()),
+                         steps_per_epoch),
+      hp["weight_decay"], eps=hp["adam_eps"])
+  pretrain_optimizer = adam_l2(
+      milestone_schedule(hp["pretrain_learning_rate"] * lr_scale,
+                         hp.get("pretrain_lr_milestones", ()),
+                         num_train // pretrain_batch_size),
+      pretrain_weight_decay)
+
+  def standardise(extras, x):
+    # PyOD's StandardScaler, fitted on the training rows in init.
+    return (x - extras["shift"]) / extras["scale"] if "shift" in extras else x
 
   def init(init_key, extras_key, data):
-    variables = encoder.init(init_key, data.x[:2], train=False)
-    if hp.pretrain_epochs > 0:
+    extras = {}
+    if hp["standardize"]:
+      x = jnp.asarray(data.x)
+      std = jnp.std(x, axis=0)
+      extras = {"shift": jnp.mean(x, axis=0), "scale": jnp.where(std > 0, std, 1.0)}
+    x = standardise(extras, jnp.asarray(data.x))
+    variables = encoder.init(init_key, x[:2], train=False)
+    if hp["pretrain_epochs"] > 0:
       ae = MLPAutoencoder(
           encoder=encoder,
-          decoder=MLPDecoder(hidden_dims=tuple(reversed(hp.hidden_dims)),
+          decoder=MLPDecoder(hidden_dims=tuple(reversed(hp["hidden_dims"])),
                              out_dim=input_dim, norm=policy))
       ae_key, train_key = jax.random.split(extras_key)
-      ae_variables = ae.init(ae_key, data.x[:2], train=False)
+      ae_variables = ae.init(ae_key, x[:2], train=False)
       # Start the AE from the same encoder weights the classifier would otherwise use.
       ae_variables = jax.tree.map(lambda a: a, ae_variables)
       ae_variables["params"]["encoder"] = variables["params"]
       if "batch_stats" in variables:
         ae_variables["batch_stats"]["encoder"] = variables["batch_stats"]
-      trained = _autoencoder_pretrain(
-          ae, ae_variables, data, train_key, epochs=hp.pretrain_epochs,
-          batch_size=batch_size,
-          optimizer=adam_l2(effective_learning_rate(hp.pretrain_learning_rate,
-                                                    hp.lr_milestone_at_zero),
-                            hp.weight_decay))
-      if hp.pretrain_transfer:
+      trained = pretrain_autoencoder(
+          ae, ae_variables, data._replace(x=x), train_key, epochs=hp["pretrain_epochs"],
+          batch_size=pretrain_batch_size, optimizer=pretrain_optimizer)
+      if hp["pretrain_transfer"]:
         variables = {k: v["encoder"] for k, v in trained.items()}
-    # The reference computes c in eval mode (running statistics) over the training set.
-    z = encoder.apply(variables, data.x, train=False)
-    center = center_eps_trick(jnp.mean(z, axis=0), hp.center_eps)
-    return variables, {"center": center}
+    # The reference computes c in eval mode (running statistics) over the training set;
+    # PyOD computes it with a network it then discards.
+    center_variables = (encoder.init(jax.random.fold_in(extras_key, 1), x[:2], train=False)
+                        if hp["center_from_other_init"] else variables)
+    z = encoder.apply(center_variables, x, train=False)
+    extras["center"] = center_eps_trick(jnp.mean(z, axis=0), hp["center_eps"])
+    return variables, extras
 
   def per_example_loss(params, batch_stats, extras, batch, key):
     del key
     semi_labels = batch["semi_labels"] if use_labels else jnp.zeros_like(batch["semi_labels"])
-    z, new_batch_stats = base.apply_train(
-        encoder, params, batch_stats, batch["x"],
-        norm_mask=stats_mask(policy, batch["semi_labels"]))
+    x = standardise(extras, batch["x"])
+    if pyod:
+      outs = encoder.apply({"params": params}, x, return_activations=True)
+      z, new_batch_stats = outs[-1], batch_stats
+      # Keras' activity_regularizer=l2(a): a * sum(out^2) per layer, / batch size.
+      activity = hp["activity_l2"] * sum(jnp.sum(jnp.square(o), axis=-1) for o in outs)
+    else:
+      z, new_batch_stats = base.apply_train(
+          encoder, params, batch_stats, x,
+          norm_mask=stats_mask(policy, batch["semi_labels"]))
+      activity = 0.0
     per_example = losses.deep_sad_loss(z, extras["center"], semi_labels,
-                                       eta=hp.eta, eps=hp.eps)
+                                       eta=hp["eta"], eps=hp["eps"]) + activity
     return per_example, batch["semi_labels"] == 1, new_batch_stats
 
   def score(variables, extras, x):
-    z = base.apply_eval(encoder, variables, x, eval_stats=policy.eval_stats)
+    z = base.apply_eval(encoder, variables, standardise(extras, x),
+                        eval_stats=policy.eval_stats)
     return losses.squared_distance(z, extras["center"])
 
   return base.Method(
@@ -145,10 +268,9 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
       sampler=base.shuffled_sampler(batch_size),
       per_example_loss=per_example_loss,
       score=score,
-      optimizer=adam_l2(effective_learning_rate(hp.learning_rate, hp.lr_milestone_at_zero),
-                        hp.weight_decay),
+      optimizer=optimizer,
       steps_per_epoch=steps_per_epoch,
-      num_epochs=hp.num_epochs,
+      num_epochs=hp["num_epochs"],
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
-          stats_encoder, params, batch_stats, x),
+          stats_encoder, params, batch_stats, standardise(extras, x)),
   )
