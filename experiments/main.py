@@ -255,7 +255,9 @@ def _run(config, workdir: pathlib.Path):
   print(experiment.format_table(summaries), end="")
   if config.get("plot", "") and runconfig.is_grid(config):
     from experiments import plots  # matplotlib only when a figure is asked for
-    print(f"figure: {plots.make(workdir, config.plot)}")
+    figure = plots.make(workdir, config.plot)  # None: nothing drawn (it says why)
+    if figure:
+      print(f"figure: {figure}")
   programs = experiment.program_delta(before, experiment.program_counts())
   seconds = sum(s["compile_seconds"] for s in summaries if not s.get("reused"))
   print(_compile_summary(programs, seconds, sum(bool(s.get("reused")) for s in summaries)))

@@ -127,7 +127,7 @@ def _validate_semi_labels(y, n: int) -> np.ndarray:
 # method -> (config section, field, the pool the batch is drawn from)
 _ROW_BOUND_BATCHES = {
     "deepsad": ("deepsad", "batch_size", "training rows"),
-    "deepsvdd": ("deepsad", "batch_size", "training rows"),
+    "deepsvdd": ("deepsvdd", "batch_size", "training rows"),
     "funad": ("funad", "batch_size", "training rows"),
     "bgad": ("bgad", "batch_size", "unlabelled training rows"),
 }
@@ -263,7 +263,12 @@ class BaseDetector:
       if key not in section:
         raise ValueError(f"{key!r} is not a {section_name} hyper-parameter; valid: "
                          f"{sorted(section.keys())}")
-      section[key] = tuple(value) if isinstance(value, list) else value
+      value = tuple(value) if isinstance(value, list) else value
+      if self._method == "deepsvdd" and key in config.deepsvdd:
+        # Deep SVDD's own section wins over its deepsvdd_* presets; Deep SAD's would not.
+        config.deepsvdd[key] = value
+      else:
+        section[key] = value
     for key, value in (self.norm or {}).items():
       if key not in config.norm:
         raise ValueError(f"norm option {key!r} unknown; valid: {sorted(config.norm.keys())}")
@@ -277,18 +282,28 @@ class BaseDetector:
     if self._method not in _ROW_BOUND_BATCHES:
       return
     section_name, field, pool_name = _ROW_BOUND_BATCHES[self._method]
+    if self._method == "deepsvdd":  # its batches may come from a deepsvdd_* preset
+      from ssadjax.methods import deepsad
+      section_name = "deepsvdd"
+      values = deepsad.deepsvdd_hparams(config)
+    else:
+      values = dict(config[section_name])
     section = config[section_name]
-    batch = section.get(field)
     pool = int(semi.size - semi.sum()) if pool_name.startswith("unlabelled") else semi.size
-    if batch is None or batch <= pool or pool < 1:
+    if pool < 1:
       return
-    warnings.warn(f"{type(self).__name__}: batch_size={batch} exceeds the {pool} "
-                  f"{pool_name}; training with batch_size={pool} (pass batch_size <= {pool} "
-                  "to silence this).", UserWarning, stacklevel=3)
-    section[field] = pool
-    per_batch = section.get("anomalies_per_batch")
-    if per_batch is not None and per_batch >= pool:  # BGAD keeps its 1:7 mix
-      section.anomalies_per_batch = max(1, pool // 8)
+    # The autoencoder pretraining's own batch (Deep SAD / SVDD) is drawn the same way.
+    for name in (field, "pretrain_batch_size"):
+      batch = values.get(name)
+      if batch is None or batch <= pool:
+        continue
+      warnings.warn(f"{type(self).__name__}: {name}={batch} exceeds the {pool} "
+                    f"{pool_name}; training with {name}={pool} (pass {name} <= {pool} "
+                    "to silence this).", UserWarning, stacklevel=3)
+      section[name] = pool
+      per_batch = section.get("anomalies_per_batch")
+      if per_batch is not None and per_batch >= pool:  # BGAD keeps its 1:7 mix
+        section.anomalies_per_batch = max(1, pool // 8)
 
   # -- fit / score ------------------------------------------------------------------------
   def fit(self, X, y=None):
@@ -485,8 +500,27 @@ class DeepSAD(BaseDetector):
 
 
 class DeepSVDD(DeepSAD):
-  """Deep SVDD (Ruff et al., ICML 2018): Deep SAD trained without labels; `y` is ignored."""
+  """Deep SVDD (Ruff et al., ICML 2018): Deep SAD trained without labels; `y` is ignored.
+
+  `preset='deepsvdd_official'` (Ruff et al.'s recipe) or `'deepsvdd_adbench'` (ADBench's
+  row) choose Deep SVDD's own recipes; arguments left at None take the preset's values
+  (under the default preset, Deep SAD's)."""
   _method = "deepsvdd"
+
+  def __init__(self, *, eta=None, num_epochs=None, batch_size=None, learning_rate=None,
+               hidden_dims=None, rep_dim=None, anomaly_only=False, norm=None,
+               preset="adbench", hparams=None, contamination=0.1, random_state=0, verbose=0):
+    super().__init__(eta=eta, num_epochs=num_epochs, batch_size=batch_size,
+                     learning_rate=learning_rate, hidden_dims=hidden_dims, rep_dim=rep_dim,
+                     anomaly_only=anomaly_only, norm=norm, preset=preset, hparams=hparams,
+                     contamination=contamination, random_state=random_state, verbose=verbose)
+
+  def _section_overrides(self):
+    # Only what the user set: the rest comes from the preset.
+    values = {"eta": self.eta, "num_epochs": self.num_epochs, "batch_size": self.batch_size,
+              "learning_rate": self.learning_rate, "rep_dim": self.rep_dim,
+              "hidden_dims": None if self.hidden_dims is None else tuple(self.hidden_dims)}
+    return {k: v for k, v in values.items() if v is not None}
 
   def fit(self, X, y=None):
     del y

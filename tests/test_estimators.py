@@ -193,7 +193,9 @@ def test_every_detector_fits_and_scores_on_fewer_rows_than_a_batch(name, hundred
   if cls._method in ("deepsad", "deepsvdd"):
     assert shrunk == [f"{name}: batch_size=128 exceeds the 100 training rows; training with "
                       "batch_size=100 (pass batch_size <= 100 to silence this)."]
-    assert detector.config_.deepsad.batch_size == 100 and detector.batch_size == 128
+    section = detector.config_[cls._method]  # Deep SVDD's own section wins over presets
+    assert section.batch_size == 100 and detector.batch_size == (
+        128 if cls is DeepSAD else None)  # DeepSVDD: None = the preset's batch
   elif cls._method == "bgad":
     assert shrunk and "the 95 unlabelled training rows" in shrunk[0]
     assert detector.config_.bgad.batch_size == 95
@@ -334,3 +336,16 @@ def test_clad_save_load_round_trip_gives_identical_scores(clad_fitted, clad_task
     loaded.decision_function(clad_task.x_test[:, :63])
   with pytest.raises(ValueError, match="holds a CLAD"):
     DeepSAD.load(tmp_path / "clad")
+
+
+def test_deepsvdd_recipes_and_explicit_arguments():
+  """DeepSVDD's arguments left at None take the preset's recipe; one set explicitly (an
+  argument or an `hparams` entry) wins over every preset."""
+  from ssadjax.methods import deepsad
+  def recipe(**kwargs):
+    return deepsad.deepsvdd_hparams(DeepSVDD(**kwargs).make_config())
+  assert (recipe()["num_epochs"], recipe()["batch_size"]) == (50, 128)  # Deep SAD's, no labels
+  official = recipe(preset="deepsvdd_official")
+  assert (official["num_epochs"], official["batch_size"], official["learning_rate"]) == (150, 200, 1e-4)
+  assert recipe(preset="deepsvdd_official", num_epochs=3)["num_epochs"] == 3
+  assert recipe(preset="deepsvdd_official", hparams={"batch_size": 64})["batch_size"] == 64
