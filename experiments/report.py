@@ -30,6 +30,7 @@ import csv
 import json
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -521,14 +522,74 @@ def _write_all(records, workdirs, out_dir, *, table, example, draw) -> pathlib.P
   return path
 
 
+def cells_table(records) -> str:
+  """The runner's result table (mean ± std over seeds, ddof 0, as the command line prints
+  it) for any records: one row per cell, in the order the records come."""
+  lines = ["| method | dataset | la | AUROC | AUPRC | seeds |", "|---|---|---|---|---|---|"]
+  for r in records:
+    name = r["method"] + ("+anoonly" if r["anomaly_only"] else "")
+    lines.append(f"| {name} | {r['dataset']} | {r['la']:g} | "
+                 f"{np.mean(r['auroc']):.2f} ± {np.std(r['auroc']):.2f} | "
+                 f"{np.mean(r['auprc']):.2f} ± {np.std(r['auprc']):.2f} | {len(r['auroc'])} |")
+  return "\n".join(lines) + "\n"
+
+
+# A block of a markdown file that this module writes: the opening comment names the
+# table kind and the committed results file it is made from, so no figure is typed by hand.
+_BLOCK = re.compile(r"(<!-- experiments\.report: (\w+) (\S+) -->\n)(.*?)(<!-- /experiments\.report -->)",
+                    re.S)
+_BLOCK_KINDS = {"cells": lambda path: cells_table(read_cells([path]))}
+
+
+def refresh_blocks(markdown: pathlib.Path, *, check: bool = False) -> list[str]:
+  """Rewrites every generated block of `markdown` from its results file (paths relative
+  to the file's folder); with `check`, writes nothing. Returns the blocks that were (or,
+  with `check`, would be) changed."""
+  text = markdown.read_text()
+  changed = []
+
+  def regenerate(match):
+    kind, source = match.group(2), match.group(3)
+    if kind not in _BLOCK_KINDS:
+      raise ValueError(f"{markdown}: unknown generated block kind {kind!r}; "
+                       f"known: {sorted(_BLOCK_KINDS)}")
+    body = _BLOCK_KINDS[kind](markdown.parent / source)
+    if body != match.group(4):
+      changed.append(f"{kind} {source}")
+    return match.group(1) + body + match.group(5)
+
+  new = _BLOCK.sub(regenerate, text)
+  if new != text and not check:
+    tmp = markdown.with_name(markdown.name + ".tmp")
+    tmp.write_text(new)
+    tmp.replace(markdown)  # atomic: a failure leaves the old file whole
+  return changed
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("workdirs", nargs="+", help="grid workdirs (cells/*/results.json, else results.csv) or results.csv files")
+  parser.add_argument("workdirs", nargs="*", help="grid workdirs (cells/*/results.json, else results.csv) or results.csv files")
+  parser.add_argument("--refresh", default=None, metavar="MARKDOWN",
+                      help="rewrite the generated tables of a markdown file (e.g. README.md) "
+                           "from the committed results files they name, then exit")
+  parser.add_argument("--check", action="store_true",
+                      help="with --refresh: change nothing, exit 1 if a table is stale")
   parser.add_argument("--table", default="auto", choices=("auto", "anoonly", "adbench"))
   parser.add_argument("--out", default=None, help="output folder (default WORKDIR/report)")
   parser.add_argument("--example", default=None,
                       help="dataset for the ROC/histogram figure (default: the first one)")
   args = parser.parse_args(argv)
+  if args.refresh:
+    try:
+      changed = refresh_blocks(pathlib.Path(args.refresh), check=args.check)
+    except (ValueError, FileNotFoundError) as err:
+      print(f"experiments.report: {err}", file=sys.stderr)
+      return 2
+    for block in changed:
+      print(f"{'stale' if args.check else 'refreshed'}: {args.refresh} ({block})")
+    return 1 if (args.check and changed) else 0
+  if not args.workdirs:
+    parser.error("give grid workdirs or results.csv files (or --refresh MARKDOWN)")
   try:
     path = write_report(args.workdirs, args.out, table=args.table, example=args.example)
   except (ValueError, FileNotFoundError) as err:
