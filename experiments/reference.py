@@ -58,23 +58,32 @@ def install_shims() -> None:
   for name in ("backend", "models", "layers", "callbacks", "losses", "regularizers"):
     sys.modules[f"keras.{name}"] = getattr(tf_keras, name)
   sys.modules["keras.optimizers"] = tf_keras.optimizers.legacy
-  # ADBench's Deep SAD imports torchvision only for make_grid in a plotting helper it never
-  # calls; without a torchvision matching the torch build, a stub is enough.
+  # ADBench's Deep SAD imports two torchvision helpers it never calls on tabular data
+  # (make_grid for a plot, download_url for ODDS files); without a torchvision matching
+  # the torch build, stubs are enough.
   if importlib.util.find_spec("torchvision") is None:
     sys.modules.update(torchvision_stub())
 
 
 def torchvision_stub() -> dict:
-  """`{'torchvision': ..., 'torchvision.utils': ...}` whose make_grid fails loudly."""
-  tv, tv_utils = types.ModuleType("torchvision"), types.ModuleType("torchvision.utils")
+  """Stub modules torchvision, .utils (make_grid), .datasets, .datasets.utils
+  (download_url); each function fails loudly if it is ever called."""
+  def unavailable(name):
+    def fail(*args, **kwargs):
+      raise RuntimeError(f"torchvision stub (experiments/reference.py): {name} is "
+                         "unavailable; install a torchvision matching the torch build")
+    return fail
 
-  def make_grid(*args, **kwargs):
-    raise RuntimeError("torchvision stub (experiments/reference.py): make_grid is "
-                       "unavailable; install a torchvision matching the torch build")
-
-  tv_utils.make_grid = make_grid
-  tv.utils = tv_utils
-  return {"torchvision": tv, "torchvision.utils": tv_utils}
+  modules = {name: types.ModuleType(name) for name in (
+      "torchvision", "torchvision.utils", "torchvision.datasets", "torchvision.datasets.utils")}
+  modules["torchvision.utils"].make_grid = unavailable("make_grid")
+  modules["torchvision.datasets.utils"].download_url = unavailable("download_url")
+  modules["torchvision"].__path__ = []  # a package, so submodule imports resolve
+  modules["torchvision.datasets"].__path__ = []
+  modules["torchvision"].utils = modules["torchvision.utils"]
+  modules["torchvision"].datasets = modules["torchvision.datasets"]
+  modules["torchvision.datasets"].utils = modules["torchvision.datasets.utils"]
+  return modules
 
 
 def _reference_model(method: str, seed: int, suffix: str):
@@ -113,11 +122,16 @@ def worker(split_files: list[str], method: str, out: str) -> None:
     # A fresh graph per fit: the TF graph-level seed then gives the same weights whatever
     # ran before in this process.
     tf_keras.backend.clear_session()
-    model = _reference_model(method, seed, f"{os.getpid()}_{seed}")
+    suffix = f"ssadjax_{os.getpid()}_{seed}"
+    model = _reference_model(method, seed, suffix)
     start = time.perf_counter()
     model.fit(split["x_train"], split["semi_labels"])
     fit_seconds = time.perf_counter() - start
     scores = np.asarray(model.predict_score(split["x_test"]), np.float64).reshape(-1)
+    # The Keras baselines checkpoint into the installed package's model/ folder.
+    for checkpoint in pathlib.Path(sys.modules[type(model).__module__].__file__).parent.glob(
+        f"model/*{suffix}.h5"):
+      checkpoint.unlink()
     results[str(seed)] = scores
     results[f"{seed}_seconds"] = np.float64(fit_seconds)
     print(f"reference {method} seed {seed}: fit {fit_seconds:.1f} s", file=sys.stderr,

@@ -102,6 +102,8 @@ def test_cli_rejects_unknown_methods_and_missing_python(capsys):
 
 def test_torchvision_stub_fails_loudly():
   modules = reference.torchvision_stub()
-  with pytest.raises(RuntimeError, match="torchvision stub"):
+  with pytest.raises(RuntimeError, match="torchvision stub.*make_grid"):
     modules["torchvision.utils"].make_grid(None)
-  assert modules["torchvision"].utils is modules["torchvision.utils"]
+  with pytest.raises(RuntimeError, match="torchvision stub.*download_url"):
+    modules["torchvision.datasets.utils"].download_url("u", "root")
+  assert modules["torchvision"].datasets.utils is modules["torchvision.datasets.utils"]
