@@ -167,6 +167,30 @@ def test_fixed_batch_replays_one_balanced_batch(fixed_batch):
     assert all(member(r, semi == 1) for r in rows[1::2])
 
 
+def test_end_to_end_unlabelled_rows_come_from_the_autoencoder_batch():
+  # ADBench's two generators re-seed one RandomState, so the replayed end-to-end batch's
+  # unlabelled rows are rows the AE was pretrained on; replay_pretrain_rows=False draws
+  # them independently (32 AE draws cover ~10 % of the ~270 unlabelled rows).
+  x, _, semi = _data()
+  data = jax.device_put(methods.make_train_data(x, semi))
+  extras = {}
+  for replay in (True, False):
+    _, method = _method(replay_pretrain_rows=replay, batch_size=64)
+    extras[replay] = method.init(jax.random.key(0), jax.random.key(1), data)[1]
+  assert "pretrain_rows" not in extras[False]
+  ae_rows = np.asarray(extras[True]["pretrain_rows"])
+  assert ae_rows.shape == (32,) and np.all(semi[ae_rows] == 0)
+  replayed, independent = (np.asarray(extras[r]["fixed_x"]) for r in (True, False))
+  # Even positions of the AE batch, cycled: 32 unlabelled slots <- ae_rows[0, 2, .., 30] x 2.
+  np.testing.assert_array_equal(replayed[0::2], x[ae_rows[(2 * np.arange(32)) % 32]])
+  in_ae = lambda r: np.any(np.all(np.isclose(x[ae_rows], r), axis=1))
+  assert not all(in_ae(r) for r in independent[0::2])
+  member = lambda r: np.any(np.all(np.isclose(x[semi == 0], r), axis=1))
+  assert all(member(r) for r in independent[0::2])
+  # The labelled-anomaly half is the same draw either way.
+  np.testing.assert_array_equal(replayed[1::2], independent[1::2])
+
+
 def test_norm_before_head_follows_preset_and_insert_norm():
   x, _, semi = _data()
   data = jax.device_put(methods.make_train_data(x, semi))

@@ -154,6 +154,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.feawad = ml_collections.ConfigDict()
   c.feawad.norm_before_head = config_dict.placeholder(bool)  # False | True (AnoOnly copy's BN)
   c.feawad.fixed_batch = True          # ADBench/AnoOnly replay one batch (pitfall 7); False: fresh
+  # ADBench: the replayed end-to-end batch's unlabelled rows come from the replayed AE batch
+  # (one re-seeded RandomState feeds both); False: drawn independently of it.
+  c.feawad.replay_pretrain_rows = True
   c.feawad.reconstruction_term = "normalised_residual"  # reference (||r/||r|||| = 1) | residual
   c.feawad.margin = 5.0
   c.feawad.batch_size = 512            # 256 unlabelled + 256 labelled anomalies, alternating

@@ -18,6 +18,13 @@ Reference-behaviour switches (BUILD_NOTES.md §10):
   another; False draws fresh batches as the official FEAWAD. The fixed batches are
   drawn once per seed from the extras key; the end-to-end one is kept in `extras`
   (the sampler has no per-seed constant key) and replaces the sampler's batch.
+* `replay_pretrain_rows=True` (default, with `fixed_batch` and pretraining): the
+  end-to-end batch's unlabelled rows are rows of the autoencoder's replayed batch (its
+  even positions). ADBench's two generators re-seed the same `RandomState(seed)`, so the
+  unlabelled draws of the end-to-end batch repeat the autoencoder batch's stream: every
+  unlabelled row the score generator trains on is one the autoencoder was fitted to
+  (small reconstruction error), against 10-55 % of them for independent draws. False
+  draws them independently of the autoencoder batch.
 * `norm_before_head` (preset: adbench False, anoonly_paper True, pitfall 8): the AnoOnly
   copy's BatchNorm before the score layer, in its baseline too; AnoOnly
   (`insert_norm=True`) always has it.
@@ -39,20 +46,25 @@ PRESETS = {
 }
 
 
+def autoencoder_rows(key, data, batch_size):
+  """`batch_size` unlabelled row indices, uniform with replacement: an AE batch."""
+  pool = data.unlabelled_index
+  return pool[jax.random.randint(key, (batch_size,), 0, pool.shape[0])]
+
+
 def pretrain_autoencoder(ae, ae_params, data, key, *, epochs, steps_per_epoch, batch_size,
-                         optimizer, fixed_batch, select_best):
+                         optimizer, fixed_batch, select_best, fixed_rows=None):
   """Stage 1. Returns `(params, loss)` of the kept epoch (best mean loss, or the last).
 
   Rows are drawn uniformly with replacement from `data.unlabelled_index`; with
-  `fixed_batch` one batch is drawn and replayed at every step.
+  `fixed_batch` one batch (`fixed_rows` if given, else drawn here) is replayed at every
+  step.
   """
-  pool = data.unlabelled_index
-
   def draw(k):
-    return data.x[pool[jax.random.randint(k, (batch_size,), 0, pool.shape[0])]]
+    return data.x[autoencoder_rows(k, data, batch_size)]
 
   fixed_key, steps_key = jax.random.split(key)
-  fixed_x = draw(fixed_key)
+  fixed_x = draw(fixed_key) if fixed_rows is None else data.x[fixed_rows]
 
   def loss_fn(params, x):
     x_hat, _ = ae.apply({"params": params}, x)
@@ -95,24 +107,37 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
   num_even, num_odd = (batch_size + 1) // 2, batch_size // 2
   pattern = (jnp.arange(batch_size) % 2).astype(jnp.int32)
   fixed_batch = bool(hp["fixed_batch"])
+  replay_rows = fixed_batch and bool(hp["replay_pretrain_rows"])
 
   def init(init_key, extras_key, data):
     variables = net.init(init_key, data.x[:2], train=False)
     pretrain_key, batch_key = jax.random.split(extras_key)
     extras = {"pretrain_loss": jnp.array(jnp.nan, jnp.float32)}
+    ae_rows = None
     if hp["pretrain_epochs"] > 0:
+      rows_key, pretrain_key = jax.random.split(pretrain_key)
+      if fixed_batch:
+        ae_rows = autoencoder_rows(rows_key, data, hp["pretrain_batch_size"])
       ae_params, ae_loss = pretrain_autoencoder(
           ae, variables["params"]["autoencoder"], data, pretrain_key,
           epochs=hp["pretrain_epochs"], steps_per_epoch=hp["pretrain_steps_per_epoch"],
           batch_size=hp["pretrain_batch_size"],
           optimizer=optax.adam(hp["pretrain_learning_rate"], eps=hp["adam_eps"]),
-          fixed_batch=fixed_batch, select_best=bool(hp["pretrain_select_best"]))
+          fixed_batch=fixed_batch, select_best=bool(hp["pretrain_select_best"]),
+          fixed_rows=ae_rows)
       params = dict(variables["params"])
       params["autoencoder"] = ae_params
       variables = {**variables, "params": params}
       extras["pretrain_loss"] = ae_loss
     if fixed_batch:
       fixed = draw_balanced(batch_key, data, num_even, num_odd, pattern)
+      if replay_rows and ae_rows is not None:
+        # The unlabelled half repeats the AE batch's stream (ADBench re-seeds one
+        # RandomState for both generators): its even positions, cycled if it is shorter.
+        unlabelled = ae_rows[(2 * jnp.arange(num_even)) % ae_rows.shape[0]]
+        rows = fixed["rows"].at[0::2].set(unlabelled)
+        fixed = {**fixed, "x": jnp.asarray(data.x)[rows], "rows": rows}
+        extras["pretrain_rows"] = ae_rows
       extras["fixed_x"] = fixed["x"]
       extras["fixed_semi_labels"] = fixed["semi_labels"]
     return variables, extras
