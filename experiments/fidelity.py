@@ -230,6 +230,21 @@ def fidelity_report(ours_csv, reference_csv, *, metric: str = "auroc",
   return format_markdown(summarise(pairs, alpha), per_file(pairs, metric), metric, alpha)
 
 
+def methods_table(ours_csv, reference_csv, *, metric: str = "auroc",
+                  alpha: float = ALPHA) -> str:
+  """The per-method summary alone (README's table): method, files, pairs, means, mean
+  paired difference, p, significant."""
+  pairs = pair_rows(_read(ours_csv), _read(reference_csv), metric)
+  lines = ["| method | la | files | pairs | ours | reference | ours - reference | p | significant |",
+           "|---|---|---|---|---|---|---|---|---|"]
+  for s in summarise(pairs, alpha):
+    label = s.method + (" +AnoOnly" if s.anomaly_only else "")
+    lines.append(f"| {label} | {s.la:g} | {s.n_files} | {s.n_pairs} | {_fmt(s.ours_mean)} | "
+                 f"{_fmt(s.reference_mean)} | {s.mean_diff:+.2f} | {_fmt(s.p_value, 3)} | "
+                 f"{'yes' if s.significant else 'no'} |")
+  return "\n".join(lines) + "\n"
+
+
 def _write_csv(path: pathlib.Path, rows: list[dict]) -> None:
   with path.open("w", newline="") as f:
     if not rows:

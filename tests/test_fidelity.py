@@ -93,3 +93,13 @@ def test_t_test_matches_scipy():
   t, p = fidelity.paired_t_test([1.0, 2.0, 3.0, 4.0, 5.0])
   assert t == pytest.approx(3 / (math.sqrt(2.5) / math.sqrt(5)))
   assert fidelity.paired_t_test([0.0, 0.0, 0.0]) == (0.0, 1.0)
+
+
+def test_report_opens_with_the_paired_comparison(csvs, tmp_path):
+  """experiments.report --reference: the paired table first, naming the significant method."""
+  from experiments import report
+  ours, ref = csvs
+  path = report.write_report([ours], tmp_path / "rep", reference=ref)
+  text = path.read_text()
+  assert text.index("## Fidelity to the reference code") < text.index("## Gaps larger")
+  assert "Significant mean paired differences: devnet (la 0.1)." in text

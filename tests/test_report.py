@@ -1,6 +1,7 @@
 """experiments/report.py: aggregation as the references, published values, gaps, figures."""
 
 import json
+import pathlib
 import re
 
 import numpy as np
@@ -244,3 +245,33 @@ def test_plots_write_the_table_without_a_figure_when_none_can_be_drawn(tmp_path,
   assert "| a | 90.0 ± 0.0 |" in md and plots.FIGURES_HINT in md
   assert capsys.readouterr().err.strip() == plots.FIGURES_HINT
   assert not list(tmp_path.glob("*.png"))
+
+
+def test_generated_markdown_blocks_follow_their_results_file(tmp_path):
+  """--refresh rewrites a marked table from the CSV it names; --check reports a stale one
+  and writes nothing; an unknown kind is one clear error."""
+  (tmp_path / "r.csv").write_text(
+      "method,anomaly_only,dataset,la,seed,auroc,auprc\n"
+      "deepsad,False,d,0.1,1,0.80,0.50\ndeepsad,False,d,0.1,2,0.90,0.70\n"
+      "deepsad,True,d,0.1,1,0.95,0.90\n")
+  md = tmp_path / "doc.md"
+  stale = "intro\n<!-- experiments.report: cells r.csv -->\n| typed by hand |\n<!-- /experiments.report -->\nend\n"
+  md.write_text(stale)
+  assert report.main(["--refresh", str(md), "--check"]) == 1
+  assert md.read_text() == stale
+  assert report.main(["--refresh", str(md)]) == 0
+  text = md.read_text()
+  assert "| deepsad | d | 0.1 | 85.00 ± 5.00 | 60.00 ± 10.00 | 2 |" in text
+  assert "| deepsad+anoonly | d | 0.1 | 95.00 ± 0.00 | 90.00 ± 0.00 | 1 |" in text
+  assert text.startswith("intro\n") and text.endswith("end\n")
+  assert report.main(["--refresh", str(md), "--check"]) == 0
+  md.write_text("<!-- experiments.report: pie r.csv -->\n<!-- /experiments.report -->\n")
+  assert report.main(["--refresh", str(md)]) == 2
+
+
+def test_readme_tables_are_generated_from_committed_results():
+  """Every table marked in README.md equals what experiments.report makes from the
+  committed results file it names (no figure typed by hand, none stale)."""
+  readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+  assert "<!-- experiments.report:" in readme.read_text()
+  assert report.refresh_blocks(readme, check=True) == []
