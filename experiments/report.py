@@ -100,8 +100,11 @@ def _read_csv(path: pathlib.Path) -> list[dict]:
   records = []
   for key, cell in cells.items():
     k = dict(key)
+    extra = {c: v for c, v in k.items()
+             if c not in ("method", "anomaly_only", "dataset", "la")}  # grid columns
     records.append({"method": k["method"], "anomaly_only": k["anomaly_only"] == "True",
-                    "dataset": k["dataset"], "la": float(k["la"]), "dir": None, **cell})
+                    "dataset": k["dataset"], "la": float(k["la"]), "dir": None,
+                    "extra": extra, **cell})
   return records
 
 
@@ -547,12 +550,25 @@ def _write_all(records, workdirs, out_dir, *, table, example, draw,
 def cells_table(records) -> str:
   """The runner's result table (mean ± std over seeds, ddof 0, as the command line prints
   it) for any records: one row per cell, in the order the records come."""
-  lines = ["| method | dataset | la | AUROC | AUPRC | seeds |", "|---|---|---|---|---|---|"]
+  # Columns that tell cells apart beyond method/dataset/la (a grid's other knobs, e.g.
+  # preset), only where they vary.
+  extra = [c for c in dict.fromkeys(c for r in records for c in r.get("extra", {}))
+           if len({r.get("extra", {}).get(c) for r in records}) > 1]
+  head = ["method", "dataset", "la", *extra, "AUROC", "AUPRC", "seeds"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in records:
     name = r["method"] + ("+anoonly" if r["anomaly_only"] else "")
-    lines.append(f"| {name} | {r['dataset']} | {r['la']:g} | "
+    knobs = "".join(f"{r.get('extra', {}).get(c, '')} | " for c in extra)
+    lines.append(f"| {name} | {r['dataset']} | {r['la']:g} | {knobs}"
                  f"{np.mean(r['auroc']):.2f} ± {np.std(r['auroc']):.2f} | "
                  f"{np.mean(r['auprc']):.2f} ± {np.std(r['auprc']):.2f} | {len(r['auroc'])} |")
+  names = [r["method"] + ("+anoonly" if r["anomaly_only"] else "") for r in records]
+  for name in dict.fromkeys(names):  # a mean row per variant that has several cells
+    cells = [r for r, n in zip(records, names) if n == name]
+    if len(cells) > 1 and not extra:
+      auroc = np.mean([np.mean(r["auroc"]) for r in cells])
+      auprc = np.mean([np.mean(r["auprc"]) for r in cells])
+      lines.append(f"| **{name} mean** | {len(cells)} cells | | {auroc:.2f} | {auprc:.2f} | |")
   return "\n".join(lines) + "\n"
 
 
