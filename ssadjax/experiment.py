@@ -278,7 +278,7 @@ def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
     log.info("grid cell %d/%d: %s", i + 1, len(cells), overrides)
     result = run_single(cell_config, workdir / "cells" / _cell_name(overrides),
                         on_chunk_end=on_chunk_end)
-    summaries.append(result)
+    summaries.append({**result, "grid": dict(overrides)})
   write_results(workdir, summaries, [overrides for overrides, _ in cells])
   return summaries
 
@@ -308,11 +308,18 @@ def write_results(workdir, summaries: list[dict], overrides: list[dict] | None =
 
 
 def format_table(results: list[dict]) -> str:
-  lines = ["| method | dataset | la | AUROC | AUPRC | seeds | train s | compile s |",
-           "|---|---|---|---|---|---|---|---|"]
+  # A grid's other knobs (e.g. preset, @policy) get a column where they vary, so that no
+  # two rows look alike; method, AnoOnly, dataset and la are shown already.
+  shown = {"method", "anomaly_only", "dataset", "la"}
+  knobs = [k for k in dict.fromkeys(k for r in results for k in r.get("grid", {}))
+           if k not in shown and len({repr(r.get("grid", {}).get(k)) for r in results}) > 1]
+  head = ["method", "dataset", "la", *(k.lstrip("@") for k in knobs), "AUROC", "AUPRC",
+          "seeds", "train s", "compile s"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in results:
+    values = "".join(f"{r.get('grid', {}).get(k, '')} | " for k in knobs)
     lines.append(
-        f"| {r['name']} | {r['dataset']} | {r['la']} | "
+        f"| {r['name']} | {r['dataset']} | {r['la']} | {values}"
         f"{100 * r['auroc_mean']:.2f} ± {100 * r['auroc_std']:.2f} | "
         f"{100 * r['auprc_mean']:.2f} ± {100 * r['auprc_std']:.2f} | {len(r['seeds'])} | "
         f"{r['train_seconds']:.1f} | {r['compile_seconds']:.1f} |")

@@ -269,9 +269,10 @@ def test_generated_markdown_blocks_follow_their_results_file(tmp_path):
   assert report.main(["--refresh", str(md)]) == 2
 
 
-def test_readme_tables_are_generated_from_committed_results():
-  """Every table marked in README.md equals what experiments.report makes from the
-  committed results file it names (no figure typed by hand, none stale)."""
-  readme = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-  assert "<!-- experiments.report:" in readme.read_text()
-  assert report.refresh_blocks(readme, check=True) == []
+@pytest.mark.parametrize("name", ["README.md", "BUILD_NOTES.md"])
+def test_generated_tables_match_committed_results(name):
+  """Every table marked in README.md / BUILD_NOTES.md equals what experiments.report makes
+  from the committed results file it names (no figure typed by hand, none stale)."""
+  path = pathlib.Path(__file__).resolve().parents[1] / name
+  assert "<!-- experiments.report:" in path.read_text()
+  assert report.refresh_blocks(path, check=True) == []
