@@ -46,10 +46,11 @@ def _first_sentence(path: pathlib.Path) -> str:
 
 
 def _field_comments() -> dict:
-  """Inline comments of the top-level fields in common.py (their one-line descriptions)."""
+  """Inline comments of the top-level fields in ssadjax/config.py (their one-line descriptions)."""
   out = {}
   pending = []
-  for line in (CONFIG_DIR / "common.py").read_text().splitlines():
+  from ssadjax import config as config_lib  # ml_collections only
+  for line in pathlib.Path(config_lib.__file__).read_text().splitlines():
     stripped = line.strip()
     if stripped.startswith("#"):
       pending.append(stripped.lstrip("# "))
@@ -111,7 +112,7 @@ Datasets (--config.dataset; `python -m experiments.datasets` lists what this mac
                                        (--config.data.tfds_download=True fetches it)
   sklearn:digits/k                   scikit-learn's 8x8 digits, class k normal (offline)
 
-Most used fields, with their defaults (all fields, commented: experiments/configs/common.py;
+Most used fields, with their defaults (all fields, commented: ssadjax/config.py;
 each method's hyper-parameters are in the section named after it, e.g. deepsad.num_epochs):
 {chr(10).join(field_lines)}
 
@@ -172,7 +173,7 @@ def _unknown_field(argv) -> str | None:
     close = difflib.get_close_matches(field, known, n=1, cutoff=0.6)
     hint = f"did you mean --config.{close[0]}? " if close else ""
     return (f"--config.{field} is not a config field; {hint}`python -m experiments.main "
-            "--help` lists the common ones, experiments/configs/common.py all of them")
+            "--help` lists the common ones, ssadjax/config.py all of them")
   return None
 
 
@@ -188,7 +189,7 @@ def _parse_error(e: Exception, argv) -> str:
   if "Unknown command line flag" in text:
     return f"{text}; `python -m experiments.main --help` lists the flags"
   if isinstance(e, flags.IllegalFlagValueError):
-    return f"{text}; give a value of the field's type (defaults: experiments/configs/common.py)"
+    return f"{text}; give a value of the field's type (defaults: ssadjax/config.py)"
   return text
 
 

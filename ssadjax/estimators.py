@@ -56,9 +56,9 @@ def _not_fitted_error_class():
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """The experiment defaults (experiments/configs/common.py), unlocked copy."""
-  from experiments.configs import common
-  return common.get_config()
+  """The experiment defaults (ssadjax/config.py), unlocked copy."""
+  from ssadjax import config as config_lib
+  return config_lib.get_config()
 
 
 def _is_sparse(x) -> bool:

@@ -187,7 +187,7 @@ def test_help(tmp_path):
     assert method in text
   for name in ("embedded:optdigits", "synthetic", "Classical/6_cardio",
                "CV_by_ResNet18/MVTec-AD_bottle", "tfds:mnist/k", "sklearn:digits/k",
-               "python -m experiments.datasets", "experiments/configs/common.py"):
+               "python -m experiments.datasets", "ssadjax/config.py"):
     assert name in text, name
   from experiments.configs import common
   defaults = common.get_config()

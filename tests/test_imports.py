@@ -77,3 +77,15 @@ print("OK")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                        text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
   assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-2000:]
+
+
+def test_library_never_imports_the_application():
+  """ssadjax/ is the library, experiments/ the application: arrows run one way only."""
+  import pathlib
+  import re
+  root = pathlib.Path(__file__).resolve().parents[1] / "ssadjax"
+  offenders = [f"{path.relative_to(root.parent)}:{i}"
+               for path in root.rglob("*.py")
+               for i, line in enumerate(path.read_text().splitlines(), 1)
+               if re.match(r"\s*(from experiments\b|import experiments\b)", line)]
+  assert offenders == []

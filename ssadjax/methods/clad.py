@@ -336,7 +336,7 @@ def resolve_image_shape(cfg, hp, input_dim: int) -> tuple[int, int, int]:
 
 def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False
                 ) -> base.Method:
-  """CLAD from `cfg.clad` (see experiments/configs/common.py for every field)."""
+  """CLAD from `cfg.clad` (see ssadjax/config.py for every field)."""
   del insert_norm  # AnoOnly is refused in methods.build (NO_ANOONLY)
   hp = cfg.clad
   if hp.labelled_anomalies not in LABELLED_ANOMALIES:
