@@ -6,7 +6,7 @@ with Deep SAD (la = 0.1, the protocol's natural contamination) as a reference li
 
 The ADBench protocol puts every training anomaly into the unlabelled set, so the
 contamination is the dataset's own; it has no knob for an anomaly ratio. Until it has one
-(BUILD_NOTES.md §11), this script applies `funad.subsample_contamination` to
+(docs/notes.md §11), this script applies `funad.subsample_contamination` to
 each seed's split (anomaly-to-normal ratio, FUN-AD's `--noise`; normals are subsampled
 when a dataset has too few anomalies) by wrapping `experiment.prepare_splits`, and
 otherwise runs the ordinary `experiment.run_single` (same engine, same result files).

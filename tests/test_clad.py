@@ -431,7 +431,7 @@ def test_autoencoder_shapes():
 def test_clad_auroc_floor_on_the_digits_latent_scenario(tmp_path, adbench_dir):
   """Normal = digits {0, 3, 8}, anomalies = the other digits (clean training set), the
   reference epochs (compilation dominates; running them is cheap on ~375 rows).
-  Observed 0.85 for seed 1 (0.85 / 0.82 / 0.87 for seeds 1-3, BUILD_NOTES.md §15).
+  Observed 0.85 for seed 1 (0.85 / 0.82 / 0.87 for seeds 1-3, docs/notes.md §15).
   Chance is 0.5; a flipped score gives about 0.15, and an under-trained classifier
   (40 instead of 100 epochs at lr 1e-4) gave 0.41."""
   pytest.importorskip("sklearn")

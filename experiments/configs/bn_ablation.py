@@ -104,7 +104,7 @@ def get_config(arg=None):
   elif variant == "classical":
     config.grid = grid(CLASSICAL, METHODS, list(POLICIES))
   elif variant == "quick":
-    # The run BUILD_NOTES.md §14 reports: 3 Classical datasets, Deep SAD and DevNet.
+    # The run docs/notes.md §14 reports: 3 Classical datasets, Deep SAD and DevNet.
     shorten(config, epochs=20, steps=20)
     config.grid = grid(("6_cardio", "31_satimage-2", "38_thyroid"), ["deepsad", "devnet"],
                        list(POLICIES))

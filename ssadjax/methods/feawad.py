@@ -9,7 +9,7 @@ methods.md 5: two stages, both inside the compiled program.
    loss, best-training-loss epoch. Score: phi(x).
 Keras' Adam has epsilon 1e-7 (`adam_eps`).
 
-Reference-behaviour switches (BUILD_NOTES.md §10):
+Reference-behaviour switches (docs/notes.md §10):
 * `reconstruction_term='normalised_residual'` (default, pitfall 6): the loss's
   reconstruction error is ||r / ||r|| || = 1, a constant, as in every reference;
   'residual' uses the real ||x - x_hat||.

@@ -24,7 +24,7 @@ anomalies and the unlabelled rows in `extras` (with the raw key data of the scor
 typed keys cannot be checkpointed). Because the head is linear, the x-dependent part of
 the score is (w_left + w_right) . psi(x) in every formula; the references only add a
 per-test-point offset (pure noise for the ranking when drawn per point, a constant when
-shared). See BUILD_NOTES.md §8.
+shared). See docs/notes.md §8.
 """
 
 import math
