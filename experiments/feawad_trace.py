@@ -175,22 +175,20 @@ def ours_side(split_path: str, trace_path: str, dataset: str, la: float,
     scores = engine.score(traced, state, split["x_test"][None])[0]
     return np.concatenate(losses), scores
 
+  # Variants B-E: (whose initial weights, whose batches); the score head follows the
+  # weights, both stages' rows follow the batches.
+  sides = {"B": ("keras", "keras"), "C": ("ours", "ours"), "D": ("ours", "keras"),
+           "E": ("keras", "ours")}
+  inits = {"keras": (keras_ae_init, keras_head), "ours": (our_ae_init, our_head)}
+  batches = {"keras": (keras_ae_rows, keras_e2e_x, keras_e2e_labels),
+             "ours": (our_ae_rows, our_e2e_x, our_e2e_labels)}
   for v in variants:
     if v == "A":
       ae, ae_loss = keras_pretrained, float(np.min(trace["ae_epoch_loss"]))
       head, fx, fl = keras_head, keras_e2e_x, keras_e2e_labels
-    elif v == "B":
-      ae, ae_loss = pretrain(keras_ae_init, keras_ae_rows)
-      head, fx, fl = keras_head, keras_e2e_x, keras_e2e_labels
-    elif v == "C":
-      ae, ae_loss = pretrain(our_ae_init, our_ae_rows)
-      head, fx, fl = our_head, our_e2e_x, our_e2e_labels
-    elif v == "D":
-      ae, ae_loss = pretrain(our_ae_init, keras_ae_rows)
-      head, fx, fl = our_head, keras_e2e_x, keras_e2e_labels
-    elif v == "E":
-      ae, ae_loss = pretrain(keras_ae_init, our_ae_rows)
-      head, fx, fl = keras_head, our_e2e_x, our_e2e_labels
+    elif v in sides:
+      (ae_init, head), (ae_rows, fx, fl) = inits[sides[v][0]], batches[sides[v][1]]
+      ae, ae_loss = pretrain(ae_init, ae_rows)
     else:
       raise ValueError(f"unknown variant {v!r}; use letters of ABCDE")
     epoch_loss, scores = end_to_end(ae, head, fx, fl)
