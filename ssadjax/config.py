@@ -267,6 +267,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.chunk_epochs = 10            # epochs per compiled dispatch; checkpoint + log between
   c.train.on_divergence = "stop"       # stop (error naming seed and step) | continue (skip the seed)
+  # Shape buckets: cells whose method is exact on padded data (Deep SAD, DevNet, PReNet,
+  # FEAWAD) are padded to powers of two (rows >= 1024, features >= 8) and share one
+  # program per bucket; 'exact' pads nothing (one program per data shape).
+  c.train.buckets = "pow2"             # pow2 | exact
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.data = config_dict.placeholder(int)  # devices on the 'data' axis; None: all

@@ -62,7 +62,11 @@ def create_train_state(method: Method, init_key, extras_key, data: TrainData) ->
                     opt_state=method.optimizer.init(params), extras=extras, best=best)
 
 
-def train_step(method: Method, state: TrainState, batch: dict, key) -> tuple[TrainState, dict]:
+def train_step(method: Method, state: TrainState, batch: dict, key,
+               active=None) -> tuple[TrainState, dict]:
+  """One update. `active` (traced bool, or None = always): a run whose epoch is shorter
+  than the program's (shape buckets) leaves every piece of its state, the step counter
+  included, untouched on the slots past its own length."""
   def loss_fn(params):
     per_example, anomaly_mask, new_batch_stats = method.per_example_loss(
         params, state.batch_stats, state.extras, batch, key)
@@ -77,10 +81,14 @@ def train_step(method: Method, state: TrainState, batch: dict, key) -> tuple[Tra
   updated = state.replace(params=optax.apply_updates(state.params, updates),
                           batch_stats=new_batch_stats, opt_state=opt_state)
   # A skipped update keeps every piece of state, BatchNorm statistics included.
-  new_state = jax.tree.map(lambda new, old: jnp.where(apply_update, new, old), updated, state)
+  keep_new = apply_update if active is None else apply_update & active
+  new_state = jax.tree.map(lambda new, old: jnp.where(keep_new, new, old), updated, state)
   metrics = {"loss": loss, "updated": apply_update.astype(jnp.float32),
              "finite": jnp.isfinite(loss).astype(jnp.float32), "step": state.step}
-  return new_state.replace(step=state.step + 1), metrics
+  if active is None:
+    return new_state.replace(step=state.step + 1), metrics
+  metrics["active"] = active.astype(jnp.float32)
+  return new_state.replace(step=state.step + active.astype(state.step.dtype)), metrics
 
 
 def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
@@ -98,11 +106,18 @@ def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
   Returns per-epoch means of the step metrics, each `[num_epochs]` (skipped slots: 0,
   `first_bad_step` -1).
   """
-  steps_per_epoch = method.steps_per_epoch
+  steps_per_epoch = method.steps_per_epoch  # the program's (the longest run's) epoch
+  # This run's own epoch length: shorter than the program's for a run padded into a
+  # shape bucket by a method whose epochs follow the row count (Deep SAD).
+  run_steps = (method.run_steps_per_epoch(data) if method.run_steps_per_epoch is not None
+               else steps_per_epoch)
+  # Masked whenever the method has per-run lengths, padded or not: the same program
+  # structure either way, so a run at its bucket's shape is bit-identical to it unpadded.
+  masked = method.run_steps_per_epoch is not None
   train_key = seed_keys(seed)[2]
 
   def epoch_body(state, _):
-    epoch_key = jax.random.fold_in(train_key, state.step // steps_per_epoch)
+    epoch_key = jax.random.fold_in(train_key, state.step // run_steps)
     sampler_key, steps_key = jax.random.split(epoch_key)
     epoch_state = method.sampler.begin_epoch(sampler_key, data)
 
@@ -112,10 +127,17 @@ def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
       if layout is not None:
         layout.check_batch(batch)
         batch = jax.lax.with_sharding_constraint(batch, layout.batch)
-      return train_step(method, state, batch, loss_key)
+      return train_step(method, state, batch, loss_key,
+                        active=(i < run_steps) if masked else None)
 
     state, steps = jax.lax.scan(step_body, state, jnp.arange(steps_per_epoch))
-    metrics = {k: jnp.mean(steps[k]) for k in ("loss", "updated", "finite")}
+    if masked:  # means over the run's own steps
+      count = jnp.sum(steps["active"])
+      metrics = {k: jnp.sum(jnp.where(steps["active"] > 0, steps[k], 0.0)) / count
+                 for k in ("loss", "updated", "finite")}
+      steps["finite"] = jnp.where(steps["active"] > 0, steps["finite"], 1.0)
+    else:
+      metrics = {k: jnp.mean(steps[k]) for k in ("loss", "updated", "finite")}
     # The first global step whose loss was not finite, or -1.
     bad = jnp.where(steps["finite"] > 0, jnp.iinfo(jnp.int32).max, steps["step"])
     metrics["first_bad_step"] = jnp.where(jnp.min(bad) == jnp.iinfo(jnp.int32).max, -1,

@@ -55,9 +55,14 @@ def deep_sad_loss(embeddings: ArrayLike, center: ArrayLike, semi_labels: ArrayLi
   return jnp.where(is_anomaly, eta / (dist + eps), dist)
 
 
-def reconstruction_loss(x: ArrayLike, x_hat: ArrayLike) -> jax.Array:
-  """Mean squared reconstruction error per row (mean over features), `[batch]`."""
-  return jnp.mean(jnp.square(jnp.asarray(x) - jnp.asarray(x_hat)), axis=-1)
+def reconstruction_loss(x: ArrayLike, x_hat: ArrayLike, num_features=None) -> jax.Array:
+  """Mean squared reconstruction error per row (mean over features), `[batch]`.
+  `num_features`: the real features of zero-padded rows (shape buckets), whose padded
+  columns reconstruct exactly and must not count in the mean."""
+  squared = jnp.square(jnp.asarray(x) - jnp.asarray(x_hat))
+  if num_features is None:
+    return jnp.mean(squared, axis=-1)
+  return jnp.sum(squared, axis=-1) / jnp.asarray(num_features, squared.dtype)
 
 
 # --------------------------------------------------------------------------- DevNet

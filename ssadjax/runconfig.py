@@ -46,6 +46,7 @@ NO_ANOONLY = {
 PLACEMENTS = {"funad": ("reference", "none"), "bgad": ("reference",)}
 
 ON_DIVERGENCE = ("stop", "continue")
+BUCKETS = ("pow2", "exact")
 
 
 def check_hparams(cfg, section_name: str) -> None:
@@ -90,6 +91,8 @@ def check_config(config) -> None:
   if config.train.on_divergence not in ON_DIVERGENCE:
     raise ValueError(f"train.on_divergence={config.train.on_divergence!r}; expected "
                      "stop | continue")
+  if config.train.get("buckets", "pow2") not in BUCKETS:
+    raise ValueError(f"train.buckets={config.train.buckets!r}; expected pow2 | exact")
 
 
 def seeds(config) -> list[int]:

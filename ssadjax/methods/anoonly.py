@@ -45,8 +45,7 @@ def _ensure_anomaly(sampler: base.Sampler) -> base.Sampler:
     key, swap_key = jax.random.split(key)
     out = sampler.batch(epoch_state, i, key, data)
     has_anomaly = jnp.any(out["semi_labels"] == 1)
-    row = data.anomaly_index[
-        jax.random.randint(swap_key, (), 0, data.anomaly_index.shape[0])]
+    row = base.draw_from_pool(swap_key, data.anomaly_index, base.anomaly_count(data), ())
     last = out["x"].shape[0] - 1
     x = jnp.where(has_anomaly, out["x"], out["x"].at[last].set(data.x[row]))
     semi = jnp.where(has_anomaly, out["semi_labels"], out["semi_labels"].at[last].set(1))

@@ -10,21 +10,99 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 PyTree = Any
 
 
 class TrainData(NamedTuple):
-  """Device-resident training arrays of one seed (shapes are static per dataset).
+  """Device-resident training arrays of one run.
 
   `anomaly_index` / `unlabelled_index` are the row pools that balanced samplers draw
   from; computing them on the host keeps every in-graph draw a static-shape gather.
+
+  Shape buckets (`pad_train_data`): runs of different sizes share one compiled program
+  when their arrays are padded to common shapes. The four counts then say how much of
+  each array is real: rows `>= num_rows` and feature columns `>= num_features` of `x`
+  are zero and never sampled, and only the first `num_anomalies` / `num_unlabelled`
+  entries of the pools are rows. None (unpadded data) means "the whole array"; read
+  them through `rows(data)`, `features(data)`, `anomaly_count(data)` and
+  `unlabelled_count(data)`, which return the static size then, so an unpadded run
+  traces exactly the program it always did.
   """
   x: jax.Array              # [n, d] float32
   semi_labels: jax.Array    # [n] int32, 1 = labelled anomaly
   anomaly_index: jax.Array  # [m] int32 rows with semi_label 1
   unlabelled_index: jax.Array  # [n - m] int32 rows with semi_label 0
+  num_rows: Any = None      # int32 scalar: real rows of x
+  num_features: Any = None  # int32 scalar: real columns of x
+  num_anomalies: Any = None   # int32 scalar: real entries of anomaly_index
+  num_unlabelled: Any = None  # int32 scalar: real entries of unlabelled_index
+
+
+def rows(data: TrainData):
+  """Real rows of `data.x` (static int when unpadded, else a traced int32)."""
+  return data.x.shape[0] if data.num_rows is None else data.num_rows
+
+
+def features(data: TrainData):
+  return data.x.shape[-1] if data.num_features is None else data.num_features
+
+
+def anomaly_count(data: TrainData):
+  return data.anomaly_index.shape[0] if data.num_anomalies is None else data.num_anomalies
+
+
+def unlabelled_count(data: TrainData):
+  return (data.unlabelled_index.shape[0] if data.num_unlabelled is None
+          else data.num_unlabelled)
+
+
+def is_padded(data: TrainData) -> bool:
+  return data.num_rows is not None
+
+
+def row_mask(data: TrainData) -> jax.Array:
+  """[n] bool: the real rows of `data.x`."""
+  return jnp.arange(data.x.shape[0]) < rows(data)
+
+
+def feature_mask(data: TrainData) -> jax.Array:
+  """[d] bool: the real feature columns of `data.x`."""
+  return jnp.arange(data.x.shape[-1]) < features(data)
+
+
+def draw_from_pool(key, pool, count, shape) -> jax.Array:
+  """Entries of `pool[:count]` drawn uniformly with replacement (`count` may be traced;
+  with the static pool size it is the plain `pool[randint(0, len(pool))]`)."""
+  return pool[jax.random.randint(key, shape, 0, count)]
+
+
+def masked_mean_rows(x, data: TrainData) -> jax.Array:
+  """Mean over the real rows of `x` `[n, ...]` (rows aligned with `data.x`)."""
+  if not is_padded(data):
+    return jnp.mean(x, axis=0)
+  mask = row_mask(data).reshape((-1,) + (1,) * (x.ndim - 1))
+  return jnp.sum(jnp.where(mask, x, 0), axis=0) / rows(data).astype(x.dtype)
+
+
+def masked_permutation(key, size: int, count) -> jax.Array:
+  """A uniformly random order of `0..count-1` followed by `count..size-1` (in order):
+  jax.random.permutation's rounds of stable sorts by random 32-bit keys, with the keys
+  of the padded positions pinned to the maximum so they stay last. `count == size`
+  gives exactly `jax.random.permutation(key, size)`."""
+  if not isinstance(count, jax.Array) and count == size:
+    return jax.random.permutation(key, size)
+  num_rounds = int(np.ceil(3 * np.log(max(1, size)) / np.log(np.iinfo(np.uint32).max)))
+  real = jnp.arange(size) < count
+  order = jnp.arange(size)
+  for _ in range(num_rounds):
+    key, subkey = jax.random.split(key)
+    sort_keys = jnp.where(real, jax.random.bits(subkey, (size,), jnp.uint32),
+                          jnp.uint32(np.iinfo(np.uint32).max))
+    _, order = jax.lax.sort_key_val(sort_keys, order)
+  return order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +149,14 @@ class Method:
       exact BatchNorm statistics of the rows `x` (one full-batch train-mode pass of the
       normalised path with momentum 0), used by `norm.eval_stats='recomputed'`
       (`engine.recompute_batch_stats`); None for a method that cannot recompute them.
+    run_steps_per_epoch: optional `data -> int32`: a run's own epoch length when it
+      depends on the data (Deep SAD: real rows // batch); `steps_per_epoch` is then the
+      longest (the bucket's) and shorter runs skip the extra slots. None: every run
+      has `steps_per_epoch`.
+    pad_rows, pad_features: the method is exact on TrainData padded to a shape bucket
+      (`pad_train_data`) in rows / feature columns: padded rows never reach a batch,
+      a statistic or a score, and padded columns stay zero with weights that start at
+      zero (`true_fan_kernel`), so runs of different sizes can share its programs.
   """
   name: str
   init: Callable
@@ -84,11 +170,13 @@ class Method:
   regularizer: Callable | None = None
   select_best_epoch: bool = False
   batch_statistics: Callable | None = None
+  run_steps_per_epoch: Callable | None = None
+  pad_rows: bool = False
+  pad_features: bool = False
 
 
 def make_train_data(x, semi_labels) -> TrainData:
   """Host arrays -> TrainData with the index pools (numpy in, numpy out)."""
-  import numpy as np
   semi_labels = np.asarray(semi_labels, np.int32)
   return TrainData(
       x=np.asarray(x, np.float32),
@@ -98,12 +186,43 @@ def make_train_data(x, semi_labels) -> TrainData:
   )
 
 
+def pad_train_data(data: TrainData, *, num_rows: int, num_features: int,
+                   num_anomalies: int, num_unlabelled: int) -> TrainData:
+  """Host TrainData -> the same run padded to a shape bucket (numpy in, numpy out).
+
+  Padded rows and feature columns of `x` are zero, padded rows carry semi_label 0 but
+  are in no pool, and padded pool entries repeat row 0 (never drawn: every draw is
+  bounded by the counts). The counts are always set, even when nothing is padded, so
+  that runs of one program have the same tree structure.
+  """
+  x = np.asarray(data.x, np.float32)
+  n, d = x.shape
+  m, u = len(data.anomaly_index), len(data.unlabelled_index)
+  if n > num_rows or d > num_features or m > num_anomalies or u > num_unlabelled:
+    raise ValueError(f"a run of {n} rows x {d} features ({m} labelled anomalies, {u} "
+                     f"unlabelled) does not fit the bucket {num_rows} x {num_features} "
+                     f"({num_anomalies}, {num_unlabelled})")
+  padded_x = np.zeros((num_rows, num_features), np.float32)
+  padded_x[:n, :d] = x
+  semi = np.zeros(num_rows, np.int32)
+  semi[:n] = data.semi_labels
+  pool = lambda index, size: np.concatenate(
+      [np.asarray(index, np.int32), np.zeros(size - len(index), np.int32)])
+  return TrainData(x=padded_x, semi_labels=semi,
+                   anomaly_index=pool(data.anomaly_index, num_anomalies),
+                   unlabelled_index=pool(data.unlabelled_index, num_unlabelled),
+                   num_rows=np.int32(n), num_features=np.int32(d),
+                   num_anomalies=np.int32(m), num_unlabelled=np.int32(u))
+
+
 def shuffled_sampler(batch_size: int) -> Sampler:
   """Uniform shuffled mini-batches, one permutation per epoch, last partial batch dropped
-  (PyTorch DataLoader(shuffle=True, drop_last=True))."""
+  (PyTorch DataLoader(shuffle=True, drop_last=True)). On padded data the permutation
+  covers the real rows and the run's epoch has `rows // batch_size` steps
+  (`shuffled_steps`), so padded rows are never drawn."""
 
   def begin_epoch(key, data):
-    return jax.random.permutation(key, data.x.shape[0])
+    return masked_permutation(key, data.x.shape[0], rows(data))
 
   def batch(perm, i, key, data):
     del key
@@ -111,6 +230,53 @@ def shuffled_sampler(batch_size: int) -> Sampler:
     return {"x": data.x[rows], "semi_labels": data.semi_labels[rows]}
 
   return Sampler(begin_epoch=begin_epoch, batch=batch)
+
+
+def true_fan_kernel(kernel, *, mode: str, in_mask=None, out_mask=None,
+                    bias=None) -> tuple:
+  """A Dense kernel `[fan_in, fan_out]` drawn at padded shape -> the kernel a model of the
+  real shape would start from: entries of padded inputs (`in_mask` False) or outputs
+  (`out_mask` False) are zero, so they stay zero (their gradients are zero), and the
+  real entries are rescaled from the padded fan to the real one.
+
+  Every variance-scaling initializer (PyTorch's default, Glorot, He, LeCun) draws a
+  unit-scale sample and multiplies it by sqrt(scale / fan), so multiplying by
+  sqrt(fan_padded / fan_real) gives exactly the real shape's distribution; `mode` is the
+  initializer's fan (fan_in | fan_out | fan_avg). A `bias` whose init also scales with
+  the fan (PyTorch: U(+-1/sqrt(fan_in))) gets the same factor and its padded outputs
+  zeroed. Nothing padded: the factor is exactly 1.
+  Returns `(kernel, bias)`.
+  """
+  fan_in, fan_out = kernel.shape[-2], kernel.shape[-1]
+  in_mask = jnp.ones(fan_in, bool) if in_mask is None else in_mask
+  out_mask = jnp.ones(fan_out, bool) if out_mask is None else out_mask
+  real_in = jnp.sum(in_mask).astype(kernel.dtype)
+  real_out = jnp.sum(out_mask).astype(kernel.dtype)
+  fans = {"fan_in": (fan_in, real_in), "fan_out": (fan_out, real_out),
+          "fan_avg": ((fan_in + fan_out) / 2, (real_in + real_out) / 2)}
+  if mode not in fans:
+    raise ValueError(f"mode={mode!r}; expected one of {sorted(fans)}")
+  padded_fan, real_fan = fans[mode]
+  factor = jnp.sqrt(padded_fan / real_fan)
+  keep = in_mask[:, None] & out_mask[None, :]
+  kernel = jnp.where(keep, kernel * factor, 0.0)
+  if bias is not None:
+    bias = jnp.where(out_mask, bias * factor, 0.0)
+  return kernel, bias
+
+
+def replace_param(variables, path: tuple, fn) -> dict:
+  """Linen variables with `params[path] = fn(params[path])` (nested dicts copied)."""
+  def go(tree, path):
+    tree = dict(tree)
+    tree[path[0]] = fn(tree[path[0]]) if len(path) == 1 else go(tree[path[0]], path[1:])
+    return tree
+  return {**variables, "params": go(variables["params"], path)}
+
+
+def shuffled_steps(batch_size: int):
+  """`run_steps_per_epoch` of a method with `shuffled_sampler(batch_size)`."""
+  return lambda data: rows(data) // batch_size
 
 
 def make_variables(params, batch_stats) -> dict:

@@ -206,7 +206,25 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
     # PyOD's StandardScaler, fitted on the training rows in init.
     return (x - extras["shift"]) / extras["scale"] if "shift" in extras else x
 
+  # Shape buckets (base.pad_train_data): the plain MLP recipe without pretraining is
+  # exact on padded rows and features; the PyOD net (standardisation over all rows) and
+  # autoencoder pretraining keep exact shapes.
+  can_pad = (isinstance(encoder, MLPEncoder) and not pyod and not hp["standardize"]
+             and hp["pretrain_epochs"] == 0 and not hp["center_from_other_init"])
+
   def init(init_key, extras_key, data):
+    if base.is_padded(data):
+      if not can_pad:
+        raise ValueError(f"{section}: this recipe cannot train on padded data")
+      variables = encoder.init(init_key, data.x[:2], train=False)
+      # The first layer's weights of padded feature columns start at zero, the others
+      # at the scale of the real fan-in (torch_linear_init: fan_in).
+      variables = base.replace_param(
+          variables, ("Dense_0", "kernel"), lambda k: base.true_fan_kernel(
+              k, mode="fan_in", in_mask=base.feature_mask(data))[0])
+      z = encoder.apply(variables, jnp.asarray(data.x), train=False)
+      center = base.masked_mean_rows(z, data)  # padded rows are not in c
+      return variables, {"center": center_eps_trick(center, hp["center_eps"])}
     extras = {}
     if hp["standardize"]:
       x = jnp.asarray(data.x)
@@ -273,4 +291,6 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
       num_epochs=hp["num_epochs"],
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_encoder, params, batch_stats, standardise(extras, x)),
+      run_steps_per_epoch=base.shuffled_steps(batch_size) if can_pad else None,
+      pad_rows=can_pad, pad_features=can_pad,
   )

@@ -104,8 +104,8 @@ def draw_balanced(key, data, num_even, num_odd, semi_labels):
   at the odd ones, uniformly with replacement."""
   key_u, key_a = jax.random.split(key)
   pool_u, pool_a = jnp.asarray(data.unlabelled_index), jnp.asarray(data.anomaly_index)
-  unlabelled = pool_u[jax.random.randint(key_u, (num_even,), 0, pool_u.shape[0])]
-  anomalies = pool_a[jax.random.randint(key_a, (num_odd,), 0, pool_a.shape[0])]
+  unlabelled = base.draw_from_pool(key_u, pool_u, base.unlabelled_count(data), (num_even,))
+  anomalies = base.draw_from_pool(key_a, pool_a, base.anomaly_count(data), (num_odd,))
   rows = jnp.zeros(num_even + num_odd, jnp.int32).at[0::2].set(unlabelled)
   rows = rows.at[1::2].set(anomalies)
   return {"x": jnp.asarray(data.x)[rows], "semi_labels": semi_labels, "rows": rows}
@@ -141,6 +141,11 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
 
   def init(init_key, extras_key, data):
     variables = model.init(init_key, data.x[:2], train=False)
+    if base.is_padded(data):  # shape buckets: see base.true_fan_kernel
+      variables = base.replace_param(
+          variables, ("hidden_0" if hp["hidden_dims"] else "score", "kernel"),
+          lambda k: base.true_fan_kernel(k, mode="fan_avg",
+                                         in_mask=base.feature_mask(data))[0])
     reference = jax.random.normal(extras_key, (hp["num_reference"],), jnp.float32)
     return variables, {"reference_mean": jnp.mean(reference),
                        "reference_std": jnp.std(reference)}  # population std (K.std)
@@ -177,4 +182,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       select_best_epoch=bool(hp["select_best_epoch"]),
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_model, params, batch_stats, x),
+      pad_rows=True, pad_features=True,
   )

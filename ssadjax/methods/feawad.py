@@ -48,8 +48,8 @@ PRESETS = {
 
 def autoencoder_rows(key, data, batch_size):
   """`batch_size` unlabelled row indices, uniform with replacement: an AE batch."""
-  pool = data.unlabelled_index
-  return pool[jax.random.randint(key, (batch_size,), 0, pool.shape[0])]
+  return base.draw_from_pool(key, data.unlabelled_index, base.unlabelled_count(data),
+                             (batch_size,))
 
 
 def pretrain_autoencoder(ae, ae_params, data, key, *, epochs, steps_per_epoch, batch_size,
@@ -66,9 +66,11 @@ def pretrain_autoencoder(ae, ae_params, data, key, *, epochs, steps_per_epoch, b
   fixed_key, steps_key = jax.random.split(key)
   fixed_x = draw(fixed_key) if fixed_rows is None else data.x[fixed_rows]
 
+  num_features = data.num_features  # None unless padded to a shape bucket
+
   def loss_fn(params, x):
     x_hat, _ = ae.apply({"params": params}, x)
-    return jnp.mean(losses.reconstruction_loss(x, x_hat))
+    return jnp.mean(losses.reconstruction_loss(x, x_hat, num_features))
 
   def step(carry, k):
     params, opt_state = carry
@@ -92,6 +94,28 @@ def pretrain_autoencoder(ae, ae_params, data, key, *, epochs, steps_per_epoch, b
   return best_params, best_loss
 
 
+def pad_feature_layers(variables, real_features):
+  """Shape buckets (base.true_fan_kernel): every layer whose fan counts the features
+  starts as the real-width network would, with zero weights on padded columns. The
+  autoencoder's first layer is d x d (padded hidden units stay at ReLU(0) = 0), its
+  last layer reconstructs padded columns as exactly 0, and the score generator's first
+  layer reads [r / ||r||; h; e] whose padded residual entries are 0."""
+  glorot = lambda mask_in=None, mask_out=None: lambda layer: dict(
+      zip(("kernel", "bias"), base.true_fan_kernel(
+          layer["kernel"], mode="fan_avg", in_mask=mask_in, out_mask=mask_out,
+          bias=layer["bias"])))
+  code = variables["params"]["hl2"]["kernel"].shape[0] - real_features.shape[0]
+  layers = {
+      ("autoencoder", "ain"): glorot(real_features, real_features),
+      ("autoencoder", "ae1"): glorot(real_features),
+      ("autoencoder", "ad2"): glorot(None, real_features),
+      ("hl2",): glorot(jnp.concatenate([real_features, jnp.ones(code, bool)])),
+  }
+  for path, fn in layers.items():
+    variables = base.replace_param(variables, path, fn)
+  return variables
+
+
 def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False) -> base.Method:
   """FEAWAD from `cfg.feawad` resolved against `PRESETS[cfg.preset]`."""
   del num_train
@@ -111,6 +135,8 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
 
   def init(init_key, extras_key, data):
     variables = net.init(init_key, data.x[:2], train=False)
+    if base.is_padded(data):
+      variables = pad_feature_layers(variables, base.feature_mask(data))
     pretrain_key, batch_key = jax.random.split(extras_key)
     extras = {"pretrain_loss": jnp.array(jnp.nan, jnp.float32)}
     ae_rows = None
@@ -171,4 +197,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       select_best_epoch=bool(hp["select_best_epoch"]),
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_net, params, batch_stats, x),
+      pad_rows=True, pad_features=True,
   )

@@ -115,14 +115,14 @@ def pair_sampler(*, batch_size: int = 512, orientation: str = "adbench",
   def batch(epoch_state, i, key, data):
     del epoch_state, i
     data = jax.tree.map(jnp.asarray, data)  # host arrays work too (tests)
-    num_anomalies = data.anomaly_index.shape[0]
-    num_unlabelled = data.unlabelled_index.shape[0]
-    if num_anomalies < 1:
+    # Padded data (shape buckets): the counts are traced and the host checked them.
+    num_anomalies, num_unlabelled = base.anomaly_count(data), base.unlabelled_count(data)
+    if not base.is_padded(data) and num_anomalies < 1:
       raise ValueError("PReNet needs at least one labelled anomaly")
-    if distinct_anomaly_pairs and num_anomalies < 2:
+    if not base.is_padded(data) and distinct_anomaly_pairs and num_anomalies < 2:
       raise ValueError("prenet.distinct_anomaly_pairs=True needs >= 2 labelled anomalies, "
                        f"the training set has {num_anomalies}")
-    if not unlabelled_replace and num_unlabelled < 2 * q:
+    if not base.is_padded(data) and not unlabelled_replace and num_unlabelled < 2 * q:
       raise ValueError(
           f"prenet.unlabelled_replace=False draws {2 * q} distinct unlabelled rows per "
           f"draw, but the training set has only {num_unlabelled}; use "
@@ -138,7 +138,11 @@ def pair_sampler(*, batch_size: int = 512, orientation: str = "adbench",
       # A uniformly random n-subset in random order: the positions of the n largest of
       # iid uniforms (top_k is ~20x faster on CPU than random.choice(replace=False),
       # which permutes the whole pool).
-      _, positions = jax.lax.top_k(jax.random.uniform(k, (num_unlabelled,)), n)
+      size = data.unlabelled_index.shape[0]
+      uniforms = jax.random.uniform(k, (size,))
+      if base.is_padded(data):  # padded pool entries are never among the n largest
+        uniforms = jnp.where(jnp.arange(size) < num_unlabelled, uniforms, -1.0)
+      _, positions = jax.lax.top_k(uniforms, n)
       return data.unlabelled_index[positions]
 
     a_first = jax.random.randint(keys[0], (q,), 0, num_anomalies)
@@ -246,7 +250,8 @@ def kernel_l2(params, weight: float):
 
 def reference_pair_scores(model: PReNet, variables, x, x_anomaly, x_unlabelled, key, *,
                           num_references: int, per_point: bool, orientation: str,
-                          eval_stats: str = "running") -> jax.Array:
+                          eval_stats: str = "running", num_anomalies=None,
+                          num_unlabelled=None) -> jax.Array:
   """Mean relation to E reference anomalies and E reference unlabelled rows, `[N]`.
 
   adbench:  s(x) = 1/E sum_k [phi(a_k, x) + phi(x, u_k)]
@@ -262,8 +267,11 @@ def reference_pair_scores(model: PReNet, variables, x, x_anomaly, x_unlabelled, 
   n = x.shape[0]
   key_a, key_u = jax.random.split(key)
   shape = (n, num_references) if per_point else (num_references,)
-  ref_a = z_a[jax.random.randint(key_a, shape, 0, z_a.shape[0])]
-  ref_u = z_u[jax.random.randint(key_u, shape, 0, z_u.shape[0])]
+  # Padded pools (shape buckets) draw from their first num_* entries only.
+  ref_a = z_a[jax.random.randint(key_a, shape, 0, z_a.shape[0] if num_anomalies is None
+                                 else num_anomalies)]
+  ref_u = z_u[jax.random.randint(key_u, shape, 0, z_u.shape[0] if num_unlabelled is None
+                                 else num_unlabelled)]
   ref_a = jnp.broadcast_to(ref_a, (n, num_references, z_x.shape[-1]))
   ref_u = jnp.broadcast_to(ref_u, (n, num_references, z_x.shape[-1]))
   z_x = jnp.broadcast_to(z_x[:, None, :], ref_a.shape)
@@ -310,6 +318,13 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
 
   def init(init_key, extras_key, data):
     variables = model.init(init_key, data.x[:2], data.x[:2], train=False)
+    if base.is_padded(data):  # shape buckets: see base.true_fan_kernel
+      def first_layer(layer):
+        kernel, bias = base.true_fan_kernel(
+            layer["kernel"], mode="fan_in" if hp["init_scheme"] == "torch" else "fan_avg",
+            in_mask=base.feature_mask(data), bias=layer["bias"])
+        return {**layer, "kernel": kernel, "bias": bias}
+      variables = base.replace_param(variables, ("features", "dense_0"), first_layer)
     extras = {
         # Raw uint32 key data: typed keys cannot be checkpointed.
         "score_key": jax.random.key_data(extras_key),
@@ -317,6 +332,9 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
         "x_anomaly": data.x[data.anomaly_index],
         "x_unlabelled": data.x[data.unlabelled_index],
     }
+    if base.is_padded(data):
+      extras["num_anomalies"] = base.anomaly_count(data)
+      extras["num_unlabelled"] = base.unlabelled_count(data)
     return variables, extras
 
   def per_example_loss(params, batch_stats, extras, batch, key):
@@ -337,7 +355,9 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
         model, variables, x, extras["x_anomaly"], extras["x_unlabelled"], key,
         num_references=hp["num_references"],
         per_point=hp["score_references"] == "per_point",
-        orientation=hp["orientation"], eval_stats=policy.eval_stats)
+        orientation=hp["orientation"], eval_stats=policy.eval_stats,
+        num_anomalies=extras.get("num_anomalies"),
+        num_unlabelled=extras.get("num_unlabelled"))
 
   regularizer = None
   if hp["l2_kernel"] > 0:
@@ -356,4 +376,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       select_best_epoch=hp["select_best_epoch"],
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_model, params, batch_stats, x, method=PReNet.embed),
+      pad_rows=True, pad_features=len(hp["hidden_dims"]) > 0,
   )
