@@ -13,7 +13,10 @@ excluding imports and the (shared) data protocol. Printed: medians over repetiti
 the FLOP floor of each run (counted forward + backward FLOPs / probed matmul FLOP/s) and
 the machine's load average. `--grid` also times the full grid of the foundation issue
 (4 methods x {baseline, AnoOnly} x 6 datasets x 3 seeds) through experiments.main, with
-a fresh cache and then with the cache it filled.
+a fresh cache and then with the cache it filled. `--tables=cell,quick,adbench_table`
+times whole README commands (TABLE_RUNS) the same way and writes timings.csv (rendered by
+experiments.report's `timings` block) and each run's results.csv; `--table=false` skips
+the per-model table.
 
 Work matching (ours configured to DeepOD's defaults unless said otherwise): batch 64,
 100 epochs, Deep SAD d-100-50-128 without bias or BatchNorm (norm.kind=none) and
@@ -28,6 +31,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import resource
 import shutil
 import statistics
@@ -55,12 +59,16 @@ flags.DEFINE_integer("epochs", EPOCHS, "epochs of both implementations (100 = De
 flags.DEFINE_bool("deepod", True, "also run DeepOD (needs torch and deepod)")
 flags.DEFINE_bool("table", True, "run the per-model table")
 flags.DEFINE_bool("grid", False, "also time the full grid, cold and warm cache")
+flags.DEFINE_list("tables", [], "also time these whole commands (names of TABLE_RUNS), "
+                  "each with a fresh compilation cache and then with the cache it filled; "
+                  "writes timings.csv and each run's results.csv under --out")
+flags.DEFINE_list("table_caches", ["cold", "warm"], "caches of the --tables runs")
 flags.DEFINE_string("report_only", "", "print the tables of an existing results.jsonl")
 flags.DEFINE_bool("executable_cache", True,
                   "ssadjax workers also use ssadjax.program_cache (opt-in in experiments.main); "
                   "False: JAX's persistent compilation cache only")
 # Internal: one measurement in this process.
-flags.DEFINE_enum("worker", "", ["", "ssadjax", "deepod", "flops"], "internal")
+flags.DEFINE_enum("worker", "", ["", "ssadjax", "deepod", "deepod_cell", "flops"], "internal")
 flags.DEFINE_string("dataset", "", "internal")
 flags.DEFINE_string("method", "", "internal")
 flags.DEFINE_string("cache", "", "internal: compilation cache dir")
@@ -221,6 +229,31 @@ def worker_deepod():
                                 "rss_mb": maxrss_mb()}))
 
 
+def worker_deepod_cell():
+  """DeepOD's whole process for the `cell` run: Deep SAD with ADBench's settings (the
+  `adbench` preset: d-100-20-10, batch 128, 50 epochs) on the ADBench splits of
+  `--dataset`, seeds 1-3, one fit and one scoring per seed. The splits come from
+  ssadjax.runconfig (numpy only, no JAX in this process)."""
+  import numpy as np
+  import torch
+  torch.set_num_threads(1)
+  from deepod.models.tabular import DeepSAD
+  from sklearn.metrics import roc_auc_score
+  from experiments.configs import common
+  from ssadjax import runconfig
+  c = common.get_config()
+  c.dataset, c.data_dir = FLAGS.dataset, FLAGS.data_dir
+  aurocs = []
+  for seed, split in zip((1, 2, 3), runconfig.prepare_splits(c, [1, 2, 3])):
+    model = DeepSAD(epochs=50, batch_size=128, hidden_dims="100,20", rep_dim=10,
+                    device="cpu", verbose=0, random_state=seed)
+    model.fit(split.x_train.astype(np.float32), split.semi_labels.astype(np.int64))
+    scores = np.nan_to_num(np.asarray(model.decision_function(
+        split.x_test.astype(np.float32)), np.float64), nan=0.0)
+    aurocs.append(roc_auc_score(split.y_test, scores))
+  print(f"deepod DeepSAD on {FLAGS.dataset}: AUROC {np.mean(aurocs):.4f} +- {np.std(aurocs):.4f}")
+
+
 def worker_flops():
   """float32 matmul throughput: a jitted loop of 512^3 matmuls (what XLA reaches on this
   machine now) and of 64x128x128 ones (the size of our layers)."""
@@ -341,6 +374,72 @@ def run_grid(out_dir: pathlib.Path):
   shutil.rmtree(cache + "-executables", ignore_errors=True)
 
 
+# Whole commands as a user types them (README), timed as whole processes.
+TABLE_RUNS = {
+    "cell": ["--config=experiments/configs/adbench.py", "--config.dataset=6_cardio",
+             "--config.num_seeds=3"],
+    "cell_deepod": None,  # DeepOD's whole process for the same 3 fits (worker_deepod_cell)
+    "quick": ["--config=experiments/configs/adbench_table.py:quick"],
+    "adbench_table": ["--config=experiments/configs/adbench_table.py"],
+    "adbench_table_exact": ["--config=experiments/configs/adbench_table.py",
+                            "--config.train.buckets=exact"],
+    "anoonly_seeds3": ["--config=experiments/configs/anoonly_table.py:seeds3"],
+}
+TIMING_FIELDS = ("run", "implementation", "cache", "wall_seconds", "programs_compiled",
+                 "compile_seconds", "cells", "load", "command")
+_PROGRAMS_LINE = re.compile(r"programs: (\d+) compiled.*?; ([\d.]+) s compiling")
+
+
+def run_tables(out_dir: pathlib.Path):
+  """Times each named command of TABLE_RUNS as a whole process (imports, data, compiling,
+  training, files): first with an empty compilation cache, then with the cache it filled
+  and a new workdir, so nothing but compiled programs is reused."""
+  import csv
+  timings = out_dir / "timings.csv"
+  if not timings.exists():
+    timings.write_text(",".join(TIMING_FIELDS) + "\n")
+  for name in FLAGS.tables:
+    if name not in TABLE_RUNS:
+      raise app.UsageError(f"--tables: unknown run {name!r}; known: {', '.join(TABLE_RUNS)}")
+    cache = tempfile.mkdtemp(prefix=f"ssadjax-{name}-cache-")
+    for kind in FLAGS.table_caches:
+      workdir = tempfile.mkdtemp(prefix=f"ssadjax-{name}-{kind}-")
+      peer = TABLE_RUNS[name] is None
+      if peer:
+        if kind != FLAGS.table_caches[0]:
+          continue  # PyTorch has no compilation cache: one timing is the peer's
+        cmd = [sys.executable, "-m", "experiments.bench_speed", "--worker=deepod_cell",
+               "--dataset=6_cardio", f"--data_dir={FLAGS.data_dir}", f"--out={workdir}"]
+      else:
+        cmd = [sys.executable, "-m", "experiments.main", *TABLE_RUNS[name],
+               f"--config.data_dir={FLAGS.data_dir}", f"--workdir={workdir}"]
+      env = {**os.environ, "SSADJAX_COMPILATION_CACHE": cache, "SSADJAX_EXECUTABLE_CACHE": ""}
+      load = _load()[0]
+      t = time.perf_counter()
+      proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                            cwd=pathlib.Path(__file__).parents[1])
+      wall = time.perf_counter() - t
+      if proc.returncode:
+        raise RuntimeError(f"{name} ({kind}) failed:\n{proc.stderr[-4000:]}")
+      match = _PROGRAMS_LINE.search(proc.stdout)
+      cells = len(list(pathlib.Path(workdir).glob("cells/*/results.json"))) or 1
+      row = {"run": name.removesuffix("_deepod"),
+             "implementation": "deepod" if peer else "ssadjax", "cache": "-" if peer else kind,
+             "wall_seconds": f"{wall:.2f}", "programs_compiled": match and match.group(1),
+             "compile_seconds": match and match.group(2), "cells": cells,
+             "load": f"{load:.2f}", "command": " ".join(["python", *cmd[1:-2]])}
+      with open(timings, "a", newline="") as f:
+        csv.DictWriter(f, TIMING_FIELDS).writerow(row)
+      if kind == FLAGS.table_caches[0] and not peer:  # for the within-noise comparisons
+        (out_dir / name).mkdir(exist_ok=True)
+        shutil.copy(pathlib.Path(workdir) / "results.csv", out_dir / name / "results.csv")
+      print(f"{name} ({kind} cache): {wall:.1f} s whole process, {row['programs_compiled']} "
+            f"programs compiled in {row['compile_seconds']} s, {cells} cells, load {load:.1f}",
+            flush=True)
+      shutil.rmtree(workdir, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
+
+
 # ------------------------------------------------------------------------------ report
 
 
@@ -416,7 +515,8 @@ def report(path) -> str:
 def main(argv):
   del argv
   if FLAGS.worker:
-    {"ssadjax": worker_ssadjax, "deepod": worker_deepod, "flops": worker_flops}[FLAGS.worker]()
+    {"ssadjax": worker_ssadjax, "deepod": worker_deepod, "deepod_cell": worker_deepod_cell,
+     "flops": worker_flops}[FLAGS.worker]()
     return
   if FLAGS.report_only:
     print(report(FLAGS.report_only))
@@ -428,6 +528,10 @@ def main(argv):
     run_table(out_dir)
   if FLAGS.grid:
     run_grid(out_dir)
+  if FLAGS.tables:
+    run_tables(out_dir)
+    if not results.exists():
+      return
   text = report(results)
   (out_dir / "report.md").write_text(text)
   print(text)

@@ -572,6 +572,68 @@ def cells_table(records) -> str:
   return "\n".join(lines) + "\n"
 
 
+def paired_comparison(records_a, records_b, name_a: str, name_b: str) -> str:
+  """Per variant and `la`: the table mean AUROC of two runs of the same cells (e.g. shape
+  buckets vs exact shapes), their difference, and the seed noise it is judged against:
+  the std over seeds of `name_b`'s per-seed table mean (how much the table moves when
+  only the seeds change). Cells present in one run only are left out."""
+  def by_cell(records):
+    return {(variant(r["method"], r["anomaly_only"]), r["la"], r["dataset"]): r["auroc"]
+            for r in records}
+  a, b = by_cell(records_a), by_cell(records_b)
+  common = sorted(set(a) & set(b), key=lambda k: (_rank(k[0].split("+")[0]), k[0], -k[1], k[2]))
+  head = ["method", "la", "files", f"AUROC {name_a}", f"AUROC {name_b}", "Δ",
+          "seed std of the table mean", "|Δ| ≤ seed std", "max |Δ| of a file"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for name, la in dict.fromkeys((k[0], k[1]) for k in common):
+    keys = [k for k in common if k[:2] == (name, la)]
+    seeds = min(min(len(a[k]), len(b[k])) for k in keys)
+    if seeds == 0:
+      continue
+    mean_a = float(np.mean([np.mean(a[k]) for k in keys]))
+    mean_b = float(np.mean([np.mean(b[k]) for k in keys]))
+    per_seed_b = [np.mean([b[k][s] for k in keys]) for s in range(seeds)]
+    noise = float(np.std(per_seed_b, ddof=1)) if seeds > 1 else float("nan")
+    worst = max(abs(np.mean(a[k]) - np.mean(b[k])) for k in keys)
+    delta = mean_a - mean_b
+    lines.append(f"| {name} | {la:g} | {len(keys)} | {mean_a:.2f} | {mean_b:.2f} | "
+                 f"{delta:+.2f} | {noise:.2f} | {'yes' if abs(delta) <= noise else '**no**'} | "
+                 f"{worst:.2f} |")
+  return "\n".join(lines) + "\n"
+
+
+def _paired_block(folder: pathlib.Path, source: str) -> str:
+  """`A.csv,B.csv` (relative to the markdown file's folder): paired_comparison(A, B)."""
+  first, sep, second = source.partition(",")
+  if not sep:
+    raise ValueError(f"paired block {source!r}: expected A.csv,B.csv")
+  return paired_comparison(read_cells([folder / first]), read_cells([folder / second]),
+                           pathlib.Path(first).parent.name, pathlib.Path(second).parent.name)
+
+
+def timings_table(path: pathlib.Path) -> str:
+  """experiments/bench_speed.py --tables output (timings.csv): one row per timed whole
+  process, medians where it was repeated."""
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  if not rows:
+    raise ValueError(f"{path}: no timing rows")
+  groups = defaultdict(list)
+  for row in rows:
+    groups[(row["run"], row["implementation"], row["cache"])].append(row)
+  head = ["run", "implementation", "cache", "whole process s", "programs compiled",
+          "compile s", "cells", "repeats"]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  def median(rs, column, fmt):
+    values = [float(r[column]) for r in rs if r.get(column) not in (None, "", "nan")]
+    return format(float(np.median(values)), fmt) if values else "–"
+  for (run, impl, cache), rs in groups.items():
+    lines.append(f"| {run} | {impl} | {cache} | {median(rs, 'wall_seconds', '.1f')} | "
+                 f"{median(rs, 'programs_compiled', '.0f')} | "
+                 f"{median(rs, 'compile_seconds', '.1f')} | {rs[0]['cells']} | {len(rs)} |")
+  return "\n".join(lines) + "\n"
+
+
 # A block of a markdown file that this module writes: the opening comment names the
 # table kind and the committed results file it is made from, so no figure is typed by hand.
 _BLOCK = re.compile(r"(<!-- experiments\.report: (\w+) (\S+) -->\n)(.*?)(<!-- /experiments\.report -->)",
@@ -586,7 +648,8 @@ def _fidelity_block(folder: pathlib.Path, source: str) -> str:
 
 
 _BLOCK_KINDS = {"cells": lambda folder, source: cells_table(read_cells([folder / source])),
-                "fidelity": _fidelity_block}
+                "fidelity": _fidelity_block, "paired": _paired_block,
+                "timings": lambda folder, source: timings_table(folder / source)}
 
 
 def refresh_blocks(markdown: pathlib.Path, *, check: bool = False) -> list[str]:

@@ -297,7 +297,7 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
         checkpoint_dir=None, max_to_keep: int = 2, layout: parallel.Layout | None = None,
         on_divergence: str = "stop",
         on_chunk_end: Callable[[int, dict], None] | None = None,
-        program_key=None) -> tuple[TrainState, dict]:
+        program_key=None, run_names: list[str] | None = None) -> tuple[TrainState, dict]:
   """Trains `len(seeds)` models side by side; `data` carries a leading seed axis.
 
   Every `chunk_epochs` epochs the host logs, calls `on_chunk_end(epoch, metrics)` with
@@ -315,6 +315,10 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   Compiled programs are reused (see `_PROGRAMS`): pass a hashable `program_key` that
   determines the method (e.g. its resolved config) to share them between Method objects
   built from the same config; without one they are shared by calls with this `method`.
+
+  The leading axis is a run axis: runs may be seeds of one cell or cells of a grid
+  (other data, same program), and `run_names` (default 'seed <s>') names them in
+  errors; `timing['diverged_runs']` is {run index: step}.
 
   Returns the stacked final states and timing information.
   """
@@ -376,7 +380,7 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
                               start_epoch * method.steps_per_epoch)
   train_seconds = 0.0
   epoch = start_epoch
-  diverged = {}
+  diverged, diverged_runs = {}, {}
   last_saved = start_epoch if start_epoch else None
   try:
     while epoch < total_epochs:
@@ -389,16 +393,18 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
       epoch += n
       for i, seed in enumerate(seeds):
         bad_steps = metrics["first_bad_step"][i][metrics["first_bad_step"][i] >= 0]
-        if bad_steps.size and seed not in diverged:
+        if bad_steps.size and i not in diverged_runs:
           step = int(bad_steps.min())
+          name = run_names[i] if run_names else f"seed {seed}"
           if on_divergence == "stop":
             raise DivergenceError(
-                f"seed {seed}: non-finite training loss at step {step} (epoch "
+                f"{name}: non-finite training loss at step {step} (epoch "
                 f"{step // method.steps_per_epoch + 1}); the last good checkpoint is "
                 + (f"epoch {last_saved} in {checkpoint_dir}" if last_saved and manager
                    else "none (no chunk finished before it)"))
-          log.warning("seed %d diverged at step %d; continuing the other seeds", seed, step)
-          diverged[seed] = step
+          log.warning("%s diverged at step %d; continuing the other runs", name, step)
+          diverged.setdefault(seed, step)
+          diverged_runs[i] = step
       report = progress(epoch * method.steps_per_epoch, float(np.mean(metrics["loss"][:, -1])),
                         train_seconds)
       if manager:
@@ -417,7 +423,8 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
     manager.close()
   timing = {"compile_seconds": compile_seconds, "train_seconds": train_seconds + init_seconds,
             "steps": int(total_epochs * method.steps_per_epoch),
-            "resumed_from_epoch": start_epoch, "diverged": diverged}
+            "resumed_from_epoch": start_epoch, "diverged": diverged,
+            "diverged_runs": diverged_runs}
   return state, timing
 
 

@@ -121,7 +121,8 @@ def _resolve_for_layout(config, layout):
 
 # Config fields that never reach `methods.build` (they choose data, seeds, files and the
 # host loop); everything else is part of a compiled program's identity.
-_NOT_IN_PROGRAM = ("data_dir", "seed", "num_seeds", "grid", "checkpoint", "train", "plot")
+_NOT_IN_PROGRAM = ("data_dir", "seed", "num_seeds", "grid", "checkpoint", "train", "plot",
+                   "la")
 
 
 def program_key(config, input_dim: int, num_train: int) -> str:
@@ -164,73 +165,182 @@ def _check_method(config, split, layout) -> None:
   layout.check_batch(batch)
 
 
-def run_single(config, workdir, *, on_chunk_end=None, splits=None) -> dict:
-  """Trains and scores `config.num_seeds` seeds; `on_chunk_end(epoch, metrics)` is called
-  after every chunk (progress bars, tests that simulate an interruption). `splits` are
-  the ones `runconfig.prepare_splits` gives for this config (the command line computes
-  them before JAX loads); None computes them here."""
-  workdir = pathlib.Path(workdir)
-  _check_workdir(config, workdir)
-  if (workdir / "results.json").exists():
-    # A finished run (same config, checked above): never recompute it.
-    log.info("%s already finished; reusing its results.json", workdir)
-    # "reused" (never written) tells callers that nothing ran in this process.
-    return {**json.loads((workdir / "results.json").read_text()), "reused": True}
-  runconfig.check_config(config)
-  seeds = runconfig.seeds(config)
-  layout = parallel.make_layout(config.parallel.data, config.parallel.replica)
-  layout.check_seeds(len(seeds))
-  method_config = _resolve_for_layout(config, layout)
-  # Bad data and bad hyper-parameters fail here, before anything is written.
-  if splits is None:
-    splits = prepare_splits(config, seeds)
+class _Cell:
+  """One cell of a grid (or a single run) prepared for grouping: checked config, seeds,
+  splits and unpadded per-seed TrainData."""
+
+  def __init__(self, config, workdir, splits):
+    self.config, self.workdir = config, pathlib.Path(workdir)
+    runconfig.check_config(config)
+    self.seeds = runconfig.seeds(config)
+    self.layout = parallel.make_layout(config.parallel.data, config.parallel.replica)
+    self.method_config = _resolve_for_layout(config, self.layout)
+    # Bad data and bad hyper-parameters fail here, before anything is written.
+    self.splits = splits if splits is not None else prepare_splits(config, self.seeds)
+    _check_method(self.method_config, self.splits[0], self.layout)
+    self.datas = []
+    for split in self.splits:
+      semi = split.semi_labels
+      if config.method in methods.UNSUPERVISED:
+        semi = np.zeros_like(semi)  # Deep SVDD never sees a label
+      self.datas.append(methods.make_train_data(split.x_train, semi))
+    self.num_train, self.dim = self.splits[0].x_train.shape
+    self.method = methods.build(self.method_config, self.dim, self.num_train)
+
+
+def _pow2(n: int, least: int) -> int:
+  return max(least, 1 << (int(n) - 1).bit_length())
+
+
+def _bucket(cell: _Cell):
+  """(row class, features) of the cell's bucket, or None: not padded (the method is not
+  exact on padded data, or statistics come from whole sets).
+
+  Features are padded to the next power of two (>= 8). Rows are padded to the largest
+  cell of the program; they only cost memory, except for a method whose epoch length
+  follows the rows (Deep SAD): every run of a program steps as long as its longest, so
+  those cells are split into row classes within a factor of 4 (<= 1024, 4096, 16384..).
+  `train.buckets='exact'` keys by the exact shapes (runs still share a program across
+  `la` and seeds, whose pools are padded)."""
+  method, config = cell.method, cell.method_config
+  if not (method.pad_rows and method.pad_features) or config.norm.eval_stats != "running":
+    return None
+  if config.train.buckets == "exact":
+    return cell.num_train, cell.dim
+  row_class = None
+  if method.run_steps_per_epoch is not None:
+    row_class = 1024
+    while row_class < cell.num_train:
+      row_class *= 4
+  return row_class, _pow2(cell.dim, 8)
+
+
+def _group_key(cell: _Cell):
+  """Cells with equal keys train as one program: same method config (without the
+  fields of _NOT_IN_PROGRAM), same layout and the same bucket, or for unpadded cells
+  the same array shapes."""
+  bucket = _bucket(cell)
+  shapes = bucket if bucket is not None else _shapes(cell)
+  return (program_key(cell.method_config, 0, 0), _layout_key(cell.layout), bucket is None,
+          shapes)
+
+
+def _shapes(cell: _Cell):
+  """The array shapes of an unpadded cell's runs (all seeds)."""
+  shapes = {tuple(tuple(a.shape) for a in d[:4]) for d in cell.datas}
+  if len(shapes) > 1 or len({s.x_test.shape for s in cell.splits}) > 1:
+    raise ValueError(f"{cell.config.method} on {cell.config.dataset}: the seeds' splits "
+                     "differ in size and this method cannot pad them to one shape; run "
+                     "the seeds separately (--config.num_seeds=1)")
+  return shapes.pop(), cell.splits[0].x_test.shape
+
+
+def _layout_key(layout):
+  return (layout.data_size, layout.replica_size)
+
+
+def plan_programs(cells: list[_Cell]) -> list[list[int]]:
+  """Indices of `cells` grouped into programs (first-seen order). Unpadded cells still
+  share a program when their shapes agree (the seeds of one cell always do when the
+  splits have equal sizes)."""
+  groups: dict = {}
+  for i, cell in enumerate(cells):
+    groups.setdefault(_group_key(cell), []).append(i)
+  return list(groups.values())
+
+
+def _group_checkpoint_dir(cells: list[_Cell], root: pathlib.Path):
+  if len(cells) == 1:
+    return cells[0].workdir / "checkpoints" / ("seeds_" + "_".join(map(str, cells[0].seeds)))
+  import hashlib
+  name = json.dumps([[str(c.workdir.relative_to(root)), c.seeds] for c in cells])
+  return root / "checkpoints" / ("group_" + hashlib.sha1(name.encode()).hexdigest()[:12])
+
+
+def _run_group(cells: list[_Cell], root: pathlib.Path, on_chunk_end=None) -> list[dict]:
+  """Trains every run (cell x seed) of `cells` in one vmapped program and writes each
+  cell's files; returns the cells' result dicts."""
+  first = cells[0]
+  config, layout = first.config, first.layout
+  bucket = _bucket(first)
+  runs = [(c, j) for c in cells for j in range(len(c.seeds))]
+  if bucket is not None:
+    rows, dim = max(c.num_train for c in cells), bucket[1]
+    # Pools are padded to the group's largest (not to the rows): a cell alone in its
+    # program keeps its own pools, so its pair-scoring batches keep their shapes.
+    anomalies = max(len(c.datas[j].anomaly_index) for c, j in runs)
+    unlabelled = max(len(c.datas[j].unlabelled_index) for c, j in runs)
+    datas = [methods.base.pad_train_data(c.datas[j], num_rows=rows, num_features=dim,
+                                          num_anomalies=anomalies, num_unlabelled=unlabelled)
+             for c, j in runs]
+    test_rows = _pow2(max(c.splits[0].x_test.shape[0] for c in cells), 256)
+  else:
+    rows, dim = first.num_train, first.dim
+    datas = [c.datas[j] for c, j in runs]
+    test_rows = first.splits[0].x_test.shape[0]
+  x_test = np.zeros((len(runs), test_rows, dim), np.float32)
+  for r, (c, j) in enumerate(runs):
+    xt = c.splits[j].x_test
+    x_test[r, :xt.shape[0], :xt.shape[1]] = xt
+  seeds = [c.seeds[j] for c, j in runs]
+  names = [f"{c.workdir.name} seed {c.seeds[j]}" if len(cells) > 1
+           else f"seed {c.seeds[j]}" for c, j in runs]
+  # The 'replica' axis splits the runs: repeat the last run until they divide it.
+  extra = (-len(runs)) % layout.replica_size
+  datas, seeds, names = datas + datas[-1:] * extra, seeds + seeds[-1:] * extra, names + names[-1:] * extra
+  x_test = np.concatenate([x_test] + [x_test[-1:]] * extra)
+  method = methods.build(first.method_config, dim, rows)
+  key = program_key(first.method_config, dim, rows)
+  stacked = engine.stack_data(datas)
   stats_before = program_counts()
-  _check_method(method_config, splits[0], layout)
-  _claim_workdir(config, workdir)
-  datas = []
-  for split in splits:
-    semi = split.semi_labels
-    if config.method in methods.UNSUPERVISED:
-      semi = np.zeros_like(semi)  # Deep SVDD never sees a label
-    datas.append(methods.make_train_data(split.x_train, semi))
-  log.info("%s%s on %s: %s", config.method, "+anoonly" if config.anomaly_only else "",
-           config.dataset, splits[0].summary())
+  for c in cells:
+    _claim_workdir(c.config, c.workdir)
+  logs = [MetricsLog(c.workdir / "metrics.jsonl") for c in cells]
+  offsets = np.cumsum([0] + [len(c.seeds) for c in cells])
 
-  # Seeds whose arrays have the same shapes train as one vmapped program.
-  groups = {}
-  for i, d in enumerate(datas):
-    groups.setdefault(tuple(a.shape for a in d), []).append(i)
-  metrics_log = MetricsLog(workdir / "metrics.jsonl")
-  scores = [None] * len(seeds)
-  timing = {"train_seconds": 0.0, "compile_seconds": 0.0, "steps": 0}
-  method_name = None
-  diverged = {}
-  for members in groups.values():
-    group_seeds = [seeds[i] for i in members]
-    n_train, dim = datas[members[0]].x.shape
-    method = methods.build(method_config, dim, n_train)
-    key = program_key(method_config, dim, n_train)
-    method_name = method.name
-    stacked = engine.stack_data([datas[i] for i in members])
-    ckpt_dir = (workdir / "checkpoints" / ("seeds_" + "_".join(map(str, group_seeds)))
-                if config.checkpoint.enabled else None)
-    state, group_timing = engine.fit(
-        method, stacked, group_seeds, chunk_epochs=config.train.chunk_epochs,
-        checkpoint_dir=ckpt_dir, max_to_keep=config.checkpoint.max_to_keep, layout=layout,
-        on_divergence=config.train.on_divergence, program_key=key,
-        on_chunk_end=lambda epoch, m, s=group_seeds, spe=method.steps_per_epoch: (
-            metrics_log.write(s, epoch, spe, m), on_chunk_end and on_chunk_end(epoch, m)))
-    if method_config.norm.eval_stats == "recomputed":  # one pass over the unlabelled rows
-      state = engine.recompute_batch_stats(method, state, stacked, layout=layout)
-    group_scores = engine.score(method, state, np.stack([splits[i].x_test for i in members]),
-                                layout=layout, program_key=key)
-    for j, i in enumerate(members):
-      scores[i] = group_scores[j]
-    for k in ("train_seconds", "compile_seconds"):
-      timing[k] += group_timing[k]
-    timing["steps"] = group_timing["steps"]
-    diverged.update(group_timing["diverged"])
+  def chunk_end(epoch, m):
+    for k, (c, log_) in enumerate(zip(cells, logs)):
+      part = {name: (v[offsets[k]:offsets[k + 1]] if np.ndim(v) else v)
+              for name, v in m.items()}
+      log_.write(c.seeds, epoch, method.steps_per_epoch, part)
+    if on_chunk_end:
+      on_chunk_end(epoch, m)
 
+  if len(cells) > 1 or bucket is not None:
+    log.info("program of %d cell(s), %d runs: %s%s on %s", len(cells), len(runs),
+             config.method, "+anoonly" if config.anomaly_only else "",
+             f"{rows} x {dim} bucket" if bucket is not None else f"{rows} x {dim}")
+  ckpt_dir = (_group_checkpoint_dir(cells, root) if config.checkpoint.enabled else None)
+  state, timing = engine.fit(
+      method, stacked, seeds, chunk_epochs=config.train.chunk_epochs,
+      checkpoint_dir=ckpt_dir, max_to_keep=config.checkpoint.max_to_keep, layout=layout,
+      on_divergence=config.train.on_divergence, program_key=key, on_chunk_end=chunk_end,
+      run_names=names)
+  if first.method_config.norm.eval_stats == "recomputed":  # one pass over unlabelled rows
+    state = engine.recompute_batch_stats(method, state, stacked, layout=layout)
+  scores = engine.score(method, state, x_test, layout=layout, program_key=key)
+  steps = np.asarray(jax.device_get(state.step))
+  programs = program_delta(stats_before, program_counts())
+  results = []
+  for k, c in enumerate(cells):
+    share = len(c.seeds) / len(runs)
+    cell_scores = [scores[r][:c.splits[j].x_test.shape[0]]
+                   for r in range(offsets[k], offsets[k + 1]) for j in [r - offsets[k]]]
+    diverged = {c.seeds[r - offsets[k]]: step for r, step in timing["diverged_runs"].items()
+                if offsets[k] <= r < offsets[k + 1]}
+    results.append(_write_cell(
+        c, cell_scores, diverged, method.name,
+        train_seconds=timing["train_seconds"] * share,
+        compile_seconds=timing["compile_seconds"] * share,
+        steps=int(steps[offsets[k]]), programs=programs,
+        group={"cells": len(cells), "runs": len(runs), "rows": rows, "features": dim,
+               "padded": bucket is not None}))
+  return results
+
+
+def _write_cell(cell: _Cell, scores, diverged, method_name, *, train_seconds,
+                compile_seconds, steps, programs, group) -> dict:
+  config, seeds, splits = cell.config, cell.seeds, cell.splits
   # Seeds that diverged (train.on_divergence=continue) are reported, not scored.
   ok = [i for i, seed in enumerate(seeds) if seed not in diverged]
   if not ok:
@@ -248,21 +358,69 @@ def run_single(config, workdir, *, on_chunk_end=None, splits=None) -> dict:
       "auroc_mean": float(np.mean(good_aurocs)), "auroc_std": float(np.std(good_aurocs)),
       "auprc_mean": float(np.mean(good_auprcs)), "auprc_std": float(np.std(good_auprcs)),
       "diverged": {str(k): v for k, v in diverged.items()},
-      "train_seconds": timing["train_seconds"], "compile_seconds": timing["compile_seconds"],
-      "steps": timing["steps"], "devices": layout.data_size * layout.replica_size,
+      # A program trains several cells: its seconds are shared out by runs.
+      "train_seconds": train_seconds, "compile_seconds": compile_seconds,
+      "steps": steps, "devices": cell.layout.data_size * cell.layout.replica_size,
       "processes": jax.process_count(),
       "num_train": int(splits[0].x_train.shape[0]), "num_test": int(splits[0].x_test.shape[0]),
       "num_labelled": int(splits[0].num_labelled),
-      "programs": program_delta(stats_before, program_counts()),
+      "program_group": group,
+      "programs": programs,
       "versions": versions(),
   }
+  workdir = cell.workdir
   atomic_write_npz(workdir / "scores.npz", seeds=np.asarray(seeds),
                    labels=np.stack([s.y_test for s in splits]), scores=np.stack(scores))
   atomic_write_text(workdir / "results.json", json.dumps(results, indent=2) + "\n")
-  log.info("%s on %s: AUROC %.4f +- %.4f  AUPRC %.4f +- %.4f", method_name,
-               config.dataset, results["auroc_mean"], results["auroc_std"],
-               results["auprc_mean"], results["auprc_std"])
+  log.info("%s on %s (la %s): AUROC %.4f +- %.4f  AUPRC %.4f +- %.4f", method_name,
+           config.dataset, config.la, results["auroc_mean"], results["auroc_std"],
+           results["auprc_mean"], results["auprc_std"])
   return results
+
+
+def _finished(config, workdir):
+  """The results of a finished run in `workdir` (same config, checked), else None."""
+  workdir = pathlib.Path(workdir)
+  _check_workdir(config, workdir)
+  if (workdir / "results.json").exists():
+    log.info("%s already finished; reusing its results.json", workdir)
+    # "reused" (never written) tells callers that nothing ran in this process.
+    return {**json.loads((workdir / "results.json").read_text()), "reused": True}
+  return None
+
+
+def run_cells(cells: list[tuple], root, *, on_chunk_end=None) -> list[dict]:
+  """Runs `cells` [(config, workdir, splits or None)]: finished cells are reused, the
+  others are checked (all before anything is written), grouped into programs
+  (`plan_programs`) and trained group by group. Returns one result dict per cell."""
+  results: list = [None] * len(cells)
+  pending = []
+  for i, (config, workdir, splits) in enumerate(cells):
+    results[i] = _finished(config, workdir)
+    if results[i] is None:
+      pending.append(i)
+  prepared = {i: _Cell(*cells[i]) for i in pending}
+  groups = plan_programs([prepared[i] for i in pending])
+  if len(cells) > 1:
+    log.info("%d cells to run (%d finished) in %d programs", len(pending),
+             len(cells) - len(pending), len(groups))
+  for g, members in enumerate(groups):
+    indices = [pending[m] for m in members]
+    if len(groups) > 1:
+      log.info("program group %d/%d: %d cell(s)", g + 1, len(groups), len(indices))
+    group_results = _run_group([prepared[i] for i in indices], pathlib.Path(root),
+                               on_chunk_end=on_chunk_end)
+    for i, r in zip(indices, group_results):
+      results[i] = r
+  return results
+
+
+def run_single(config, workdir, *, on_chunk_end=None, splits=None) -> dict:
+  """Trains and scores `config.num_seeds` seeds; `on_chunk_end(epoch, metrics)` is called
+  after every chunk (progress bars, tests that simulate an interruption). `splits` are
+  the ones `runconfig.prepare_splits` gives for this config (the command line computes
+  them before JAX loads); None computes them here."""
+  return run_cells([(config, workdir, splits)], workdir, on_chunk_end=on_chunk_end)[0]
 
 
 _cell_name = runconfig.cell_name
@@ -270,15 +428,15 @@ _set = runconfig.set_field
 
 
 def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
+  """Every cell of the grid, cells grouped into as few programs as their methods and
+  shapes allow (`plan_programs`); each cell keeps its own folder and files."""
   workdir = pathlib.Path(workdir)
   cells = runconfig.cells(config)
   _claim_workdir(config, workdir)
-  summaries = []
-  for i, (overrides, cell_config) in enumerate(cells):
-    log.info("grid cell %d/%d: %s", i + 1, len(cells), overrides)
-    result = run_single(cell_config, workdir / "cells" / _cell_name(overrides),
-                        on_chunk_end=on_chunk_end)
-    summaries.append({**result, "grid": dict(overrides)})
+  results = run_cells([(cell_config, workdir / "cells" / _cell_name(overrides), None)
+                       for overrides, cell_config in cells], workdir,
+                      on_chunk_end=on_chunk_end)
+  summaries = [{**r, "grid": dict(overrides)} for r, (overrides, _) in zip(results, cells)]
   write_results(workdir, summaries, [overrides for overrides, _ in cells])
   return summaries
 

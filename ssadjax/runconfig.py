@@ -91,7 +91,7 @@ def check_config(config) -> None:
   if config.train.on_divergence not in ON_DIVERGENCE:
     raise ValueError(f"train.on_divergence={config.train.on_divergence!r}; expected "
                      "stop | continue")
-  if config.train.get("buckets", "pow2") not in BUCKETS:
+  if config.train.buckets not in BUCKETS:
     raise ValueError(f"train.buckets={config.train.buckets!r}; expected pow2 | exact")
 
 

@@ -1,0 +1,200 @@
+"""Shape buckets (Engine v2): padded rows, features and pools never change the math.
+
+A run padded to its own shape (only the counts are set) must be bit-identical to the
+unpadded run; a run padded to a bigger bucket trains an equivalent model whose padded
+input weights stay zero. The runner groups the cells of a grid into few programs and
+gives every cell the files of a single run.
+"""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ssadjax import engine, experiment, methods, metrics
+from ssadjax.methods import base
+from tests.helpers import blobs, tiny_config
+
+# Every method that pads (Method.pad_rows and pad_features), at a few steps.
+PADDING_METHODS = {
+    "deepsad": {"deepsad.num_epochs": 20, "deepsad.lr_milestone_at_zero": False},
+    "devnet": {"devnet.num_epochs": 3, "devnet.steps_per_epoch": 5},
+    "prenet": {"prenet.num_epochs": 3, "prenet.steps_per_epoch": 5},
+    "feawad": {"feawad.num_epochs": 10, "feawad.steps_per_epoch": 5,
+               "feawad.pretrain_epochs": 2, "feawad.pretrain_steps_per_epoch": 5},
+}
+
+
+def test_masked_permutation_is_permutation_when_nothing_is_padded():
+  key = jax.random.key(3)
+  np.testing.assert_array_equal(base.masked_permutation(key, 50, 50),
+                                jax.random.permutation(key, 50))
+  # a traced count equal to the size follows the same sorts
+  np.testing.assert_array_equal(
+      jax.jit(lambda k, c: base.masked_permutation(k, 50, c))(key, jnp.int32(50)),
+      jax.random.permutation(key, 50))
+
+
+def test_masked_permutation_keeps_padded_positions_last():
+  perm = np.asarray(jax.jit(lambda k, c: base.masked_permutation(k, 64, c))(
+      jax.random.key(0), jnp.int32(37)))
+  assert sorted(perm[:37]) == list(range(37))
+  np.testing.assert_array_equal(perm[37:], np.arange(37, 64))
+  assert not np.array_equal(perm[:37], np.arange(37))  # shuffled
+
+
+def test_true_fan_kernel_zeroes_padding_and_draws_at_the_real_fan():
+  init = jax.nn.initializers.lecun_normal()  # std 1/sqrt(fan_in)
+  kernel = init(jax.random.key(0), (64, 4096))
+  in_mask = jnp.arange(64) < 16
+  fixed, _ = base.true_fan_kernel(kernel, mode="fan_in", in_mask=in_mask)
+  fixed = np.asarray(fixed)
+  assert np.all(fixed[16:] == 0)
+  np.testing.assert_allclose(fixed[:16].std(), 1 / np.sqrt(16), rtol=0.02)
+  same, _ = base.true_fan_kernel(kernel, mode="fan_avg")
+  np.testing.assert_array_equal(same, kernel)  # nothing padded: factor exactly 1
+  with pytest.raises(ValueError, match="fan_in"):
+    base.true_fan_kernel(kernel, mode="fanin")
+
+
+def _fit_and_score(name, data, x_test, seeds=(1, 2)):
+  config = tiny_config(method=name, **PADDING_METHODS[name])
+  n, d = data.x.shape
+  method = methods.build(config, d, n)
+  assert method.pad_rows and method.pad_features, name
+  state, _ = engine.fit(method, engine.stack_data([data] * len(seeds)), list(seeds),
+                        chunk_epochs=2)
+  scores = engine.score(method, state, np.stack([x_test] * len(seeds)))
+  return state, scores
+
+
+@pytest.mark.parametrize("name", sorted(PADDING_METHODS))
+def test_padded_to_its_own_shape_is_bit_identical(name):
+  x, labels, semi = blobs(n=260, d=6)
+  data = methods.make_train_data(x, semi)
+  n, d = x.shape
+  padded = base.pad_train_data(data, num_rows=n, num_features=d,
+                               num_anomalies=len(data.anomaly_index),
+                               num_unlabelled=len(data.unlabelled_index))
+  plain_state, plain_scores = _fit_and_score(name, data, x)
+  padded_state, padded_scores = _fit_and_score(name, padded, x)
+  np.testing.assert_array_equal(plain_scores, padded_scores)
+  for a, b in zip(jax.tree.leaves(plain_state.params), jax.tree.leaves(padded_state.params)):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(PADDING_METHODS))
+def test_padded_to_a_bigger_bucket_keeps_padded_inputs_dead_and_learns(name):
+  x, labels, semi = blobs(n=260, d=6)
+  data = methods.make_train_data(x, semi)
+  padded = base.pad_train_data(data, num_rows=400, num_features=24, num_anomalies=40,
+                               num_unlabelled=400)
+  x_test = np.zeros((300, 24), np.float32)
+  x_test[:260, :6] = x
+  _, plain_scores = _fit_and_score(name, data, x)
+  state, padded_scores = _fit_and_score(name, padded, x_test)
+  # Every first-layer kernel that reads the input (no other layer has 24 inputs) has
+  # zero rows for the padded features after training.
+  input_kernels = [k for k in jax.tree.leaves(state.params) if k.ndim == 3 and k.shape[1] == 24]
+  assert input_kernels, name
+  for kernel in input_kernels:
+    assert np.all(np.asarray(kernel)[:, 6:] == 0), name
+  plain = np.mean([metrics.auroc(labels, s) for s in plain_scores])
+  bucketed = np.mean([metrics.auroc(labels, s[:260]) for s in padded_scores])
+  assert bucketed > 0.9 and abs(bucketed - plain) < 0.05, (name, plain, bucketed)
+
+
+def _cell_scores(workdir):
+  return np.load(workdir / "scores.npz")["scores"]
+
+
+def test_exact_buckets_run_a_la_grid_as_one_program_equal_to_separate_cells(tmp_path):
+  config = tiny_config(num_seeds=2, grid="la=0.1|0.05", **{"train.buckets": "exact"})
+  summaries = experiment.run_grid(config, tmp_path / "grid")
+  assert [s["program_group"]["cells"] for s in summaries] == [2, 2]
+  assert summaries[0]["program_group"]["runs"] == 4
+  for summary in summaries:
+    single = tiny_config(num_seeds=2, la=summary["la"], **{"train.buckets": "exact"})
+    alone = experiment.run_single(single, tmp_path / f"alone_{summary['la']}")
+    assert alone["program_group"]["cells"] == 1
+    cell = tmp_path / "grid" / "cells" / f"la={summary['la']}"
+    np.testing.assert_array_equal(_cell_scores(cell), _cell_scores(tmp_path / f"alone_{summary['la']}"))
+    assert summary["auroc"] == alone["auroc"]
+
+
+def test_grid_of_datasets_shares_programs_and_resumes_a_group(tmp_path, adbench_dir):
+  """Three files with 6, 8 and 6 features fall in one pow2 bucket (8 features); an
+  interruption inside the group resumes from the group's checkpoint."""
+  grid = "dataset=38_thyroid|47_yeast|2_annthyroid"
+  config = tiny_config(num_seeds=2, grid=grid, data_dir=str(adbench_dir),
+                       **{"deepsad.num_epochs": 4, "train.chunk_epochs": 2})
+  cells = [experiment._Cell(c, tmp_path / "plan" / experiment._cell_name(o), None)
+           for o, c in experiment.runconfig.cells(config)]
+  # thyroid (3772 rows -> 2640 train) and the others within one row class of 4x
+  groups = experiment.plan_programs(cells)
+  assert len(groups) < len(cells)
+
+  reference = experiment.run_grid(config, tmp_path / "reference")
+  seen = []
+
+  def interrupt(epoch, m):
+    seen.append(epoch)
+    if len(seen) == 2:
+      raise KeyboardInterrupt
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run_grid(config, tmp_path / "resumed", on_chunk_end=interrupt)
+  resumed = experiment.run_grid(config, tmp_path / "resumed")
+  for a, b in zip(reference, resumed):
+    assert a["grid"] == b["grid"] and a["program_group"] == b["program_group"]
+    np.testing.assert_allclose(a["auroc"], b["auroc"], atol=1e-6)
+  again = experiment.run_grid(config, tmp_path / "resumed")
+  assert all(r.get("reused") for r in again)
+  rows = (tmp_path / "resumed" / "results.csv").read_text().splitlines()
+  assert len(rows) == 1 + 3 * 2
+
+
+def test_pow2_equals_exact_when_the_cell_is_its_own_bucket(tmp_path, adbench_dir):
+  """47_yeast has 8 features (a power of two) and one cell's rows are its own bucket."""
+  results = {}
+  for buckets in ("pow2", "exact"):
+    config = tiny_config(dataset="47_yeast", data_dir=str(adbench_dir), num_seeds=2,
+                         **{"train.buckets": buckets})
+    results[buckets] = experiment.run_single(config, tmp_path / buckets)
+    assert results[buckets]["program_group"]["features"] == 8
+  np.testing.assert_array_equal(_cell_scores(tmp_path / "pow2"), _cell_scores(tmp_path / "exact"))
+
+
+def test_unknown_bucket_policy_is_a_clear_error(tmp_path):
+  with pytest.raises(ValueError, match="buckets"):
+    experiment.run_single(tiny_config(**{"train.buckets": "fast"}), tmp_path)
+  assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_grid_on_eight_replica_devices_equals_one_device(tmp_path):
+  """The run axis is what the 'replica' mesh axis shards: 2 cells x 3 seeds = 6 runs (the
+  last repeated up to 8) on 8 simulated devices give each cell the 1-device results."""
+  import os
+  import pathlib
+  import subprocess
+  import sys
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  aurocs = {}
+  for devices in (1, 8):
+    workdir = tmp_path / str(devices)
+    out = subprocess.run(
+        ["timeout", "-s", "KILL", "300", sys.executable, "-m", "experiments.main",
+         "--config=experiments/configs/default.py", "--config.grid=la=0.1|0.05",
+         "--config.num_seeds=3", "--config.deepsad.num_epochs=4",
+         f"--config.parallel.cpu_devices={devices}", f"--config.parallel.replica={devices}",
+         "--config.parallel.data=1", f"--workdir={workdir}"],
+        cwd=repo, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    cells = sorted(workdir.glob("cells/*/results.json"))
+    assert len(cells) == 2
+    results = [json.loads(p.read_text()) for p in cells]
+    assert all(r["devices"] == devices and r["program_group"]["cells"] == 2 for r in results)
+    aurocs[devices] = [r["auroc"] for r in results]
+  np.testing.assert_allclose(aurocs[1], aurocs[8], atol=1e-4)
