@@ -20,6 +20,8 @@ def pytest_configure(config):
   run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
   cache = os.environ.get("SSADJAX_COMPILATION_CACHE") or os.path.join(
       tempfile.gettempdir(), f"ssadjax-pytest-jax-cache-{run_id}")
+  if cache.lower() in ("off", "none", "false", "0"):  # as ssadjax.compilation_cache
+    return  # the user switched the cache off: no folder named 'off'
   os.environ["SSADJAX_COMPILATION_CACHE"] = cache
   import jax
   jax.config.update("jax_compilation_cache_dir", cache)
