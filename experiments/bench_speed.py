@@ -63,6 +63,9 @@ flags.DEFINE_list("tables", [], "also time these whole commands (names of TABLE_
                   "each with a fresh compilation cache and then with the cache it filled; "
                   "writes timings.csv and each run's results.csv under --out")
 flags.DEFINE_list("table_caches", ["cold", "warm"], "caches of the --tables runs")
+flags.DEFINE_list("plan", [], "print how many program groups (init + chunk + score each) "
+                  "these table configs (adbench_table, adbench_table:quick, "
+                  "adbench_table:all, anoonly_table:seeds3) compile, without training")
 flags.DEFINE_string("report_only", "", "print the tables of an existing results.jsonl")
 flags.DEFINE_bool("executable_cache", True,
                   "ssadjax workers also use ssadjax.program_cache (opt-in in experiments.main); "
@@ -379,11 +382,23 @@ TABLE_RUNS = {
     "cell": ["--config=experiments/configs/adbench.py", "--config.dataset=6_cardio",
              "--config.num_seeds=3"],
     "cell_deepod": None,  # DeepOD's whole process for the same 3 fits (worker_deepod_cell)
+    **{f"cell_{m}": ["--config=experiments/configs/adbench.py", "--config.dataset=6_cardio",
+                     "--config.num_seeds=3", f"--config.method={m}"]
+       for m in ("devnet", "prenet", "feawad")},
     "quick": ["--config=experiments/configs/adbench_table.py:quick"],
     "adbench_table": ["--config=experiments/configs/adbench_table.py"],
     "adbench_table_exact": ["--config=experiments/configs/adbench_table.py",
                             "--config.train.buckets=exact"],
     "anoonly_seeds3": ["--config=experiments/configs/anoonly_table.py:seeds3"],
+    # The 16 Classical files of results/ours_la0.1 (the engine before shape buckets) at
+    # la = 0.1: the paired within-noise check of the buckets.
+    "table_16_files": ["--config=experiments/configs/adbench_table.py",
+                       "--config.grid=la=0.1;method=deepsad|devnet|prenet|feawad;dataset="
+                       + "|".join(f"Classical/{f}" for f in (
+                           "12_fault", "14_glass", "15_Hepatitis", "18_Ionosphere",
+                           "20_letter", "21_Lymphography", "29_Pima", "2_annthyroid",
+                           "38_thyroid", "40_vowels", "42_WBC", "45_wine", "47_yeast",
+                           "4_breastw", "6_cardio", "7_Cardiotocography"))],
 }
 TIMING_FIELDS = ("run", "implementation", "cache", "wall_seconds", "programs_compiled",
                  "compile_seconds", "cells", "load", "command")
@@ -438,6 +453,27 @@ def run_tables(out_dir: pathlib.Path):
             flush=True)
       shutil.rmtree(workdir, ignore_errors=True)
     shutil.rmtree(cache, ignore_errors=True)
+
+
+def print_plans():
+  """--plan: the program groups of whole table configs, from ssadjax.experiment.plan_grid."""
+  import importlib
+  from ssadjax import experiment, runconfig
+  rows = []
+  for spec in FLAGS.plan:
+    module, _, variant = spec.partition(":")
+    for buckets in ("pow2", "exact"):
+      config = importlib.import_module(f"experiments.configs.{module}").get_config(variant)
+      config.data_dir = FLAGS.data_dir
+      runconfig.set_field(config, "train.buckets", buckets)
+      groups = experiment.plan_grid(config)
+      cells = sum(map(len, groups))
+      print(f"{spec} (train.buckets={buckets}): {cells} cells in {len(groups)} program "
+            f"groups = {3 * len(groups)} programs", flush=True)
+      rows.append(f"{spec},{buckets},{cells},{len(groups)},{3 * len(groups)}")
+  out = pathlib.Path(FLAGS.out) / "plans.csv"
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text("config,buckets,cells,program groups,programs\n" + "\n".join(rows) + "\n")
 
 
 # ------------------------------------------------------------------------------ report
@@ -528,6 +564,10 @@ def main(argv):
     run_table(out_dir)
   if FLAGS.grid:
     run_grid(out_dir)
+  if FLAGS.plan:
+    print_plans()
+    if not (FLAGS.tables or FLAGS.table or FLAGS.grid):
+      return
   if FLAGS.tables:
     run_tables(out_dir)
     if not results.exists():

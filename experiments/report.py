@@ -583,7 +583,7 @@ def paired_comparison(records_a, records_b, name_a: str, name_b: str) -> str:
   a, b = by_cell(records_a), by_cell(records_b)
   common = sorted(set(a) & set(b), key=lambda k: (_rank(k[0].split("+")[0]), k[0], -k[1], k[2]))
   head = ["method", "la", "files", f"AUROC {name_a}", f"AUROC {name_b}", "Δ",
-          "seed std of the table mean", "|Δ| ≤ seed std", "max |Δ| of a file"]
+          "seed std of the table mean", "within seed std", "largest file Δ"]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for name, la in dict.fromkeys((k[0], k[1]) for k in common):
     keys = [k for k in common if k[:2] == (name, la)]
@@ -634,6 +634,41 @@ def timings_table(path: pathlib.Path) -> str:
   return "\n".join(lines) + "\n"
 
 
+def csv_table(path: pathlib.Path) -> str:
+  """Any small CSV as a markdown table, columns and rows as they are."""
+  with open(path, newline="") as f:
+    rows = list(csv.reader(f))
+  if not rows:
+    raise ValueError(f"{path}: empty")
+  lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+  lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+  return "\n".join(lines) + "\n"
+
+
+def seconds_by_method(path: pathlib.Path) -> str:
+  """Where a grid's time went, per method: the training and compiling seconds of its cells
+  (results.csv repeats a cell's seconds on every seed row; a program's seconds are shared
+  out over the cells it trained)."""
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  cells = {}
+  for row in rows:
+    cells.setdefault((row["method"], row["anomaly_only"], row["dataset"], row["la"]), row)
+  totals = defaultdict(lambda: [0, 0.0, 0.0])
+  for (method, anomaly_only, _, _), row in cells.items():
+    t = totals[variant(method, anomaly_only == "True")]
+    t[0] += 1
+    t[1] += float(row["train_seconds"])
+    t[2] += float(row["compile_seconds"])
+  lines = ["| method | cells | train + score s | compile s |", "|---|---|---|---|"]
+  for name, (n, train, comp) in sorted(totals.items(), key=lambda kv: _rank(kv[0].split("+")[0])):
+    lines.append(f"| {name} | {n} | {train:.1f} | {comp:.1f} |")
+  lines.append(f"| **all** | {sum(t[0] for t in totals.values())} | "
+               f"{sum(t[1] for t in totals.values()):.1f} | "
+               f"{sum(t[2] for t in totals.values()):.1f} |")
+  return "\n".join(lines) + "\n"
+
+
 # A block of a markdown file that this module writes: the opening comment names the
 # table kind and the committed results file it is made from, so no figure is typed by hand.
 _BLOCK = re.compile(r"(<!-- experiments\.report: (\w+) (\S+) -->\n)(.*?)(<!-- /experiments\.report -->)",
@@ -649,7 +684,9 @@ def _fidelity_block(folder: pathlib.Path, source: str) -> str:
 
 _BLOCK_KINDS = {"cells": lambda folder, source: cells_table(read_cells([folder / source])),
                 "fidelity": _fidelity_block, "paired": _paired_block,
-                "timings": lambda folder, source: timings_table(folder / source)}
+                "timings": lambda folder, source: timings_table(folder / source),
+                "csv": lambda folder, source: csv_table(folder / source),
+                "seconds": lambda folder, source: seconds_by_method(folder / source)}
 
 
 def refresh_blocks(markdown: pathlib.Path, *, check: bool = False) -> list[str]:

@@ -427,6 +427,15 @@ _cell_name = runconfig.cell_name
 _set = runconfig.set_field
 
 
+def plan_grid(config) -> list[list[str]]:
+  """The cells of each program group `run_grid(config, ...)` would train, by cell name
+  (data is loaded and checked; nothing is written, traced or compiled). Each group
+  compiles an init, a chunk and a score program."""
+  cells = runconfig.cells(config)
+  prepared = [_Cell(c, pathlib.Path(_cell_name(o)), None) for o, c in cells]
+  return [[_cell_name(cells[i][0]) for i in group] for group in plan_programs(prepared)]
+
+
 def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
   """Every cell of the grid, cells grouped into as few programs as their methods and
   shapes allow (`plan_programs`); each cell keeps its own folder and files."""

@@ -198,3 +198,11 @@ def test_grid_on_eight_replica_devices_equals_one_device(tmp_path):
     assert all(r["devices"] == devices and r["program_group"]["cells"] == 2 for r in results)
     aurocs[devices] = [r["auroc"] for r in results]
   np.testing.assert_allclose(aurocs[1], aurocs[8], atol=1e-4)
+
+
+def test_plan_grid_groups_by_program_identity():
+  """`la` and seeds share a program; anomaly_only changes the loss, hence the program."""
+  config = tiny_config(num_seeds=2, grid="anomaly_only=False|True;la=0.1|0.05")
+  groups = experiment.plan_grid(config)
+  assert groups == [["anomaly_only=False,la=0.1", "anomaly_only=False,la=0.05"],
+                    ["anomaly_only=True,la=0.1", "anomaly_only=True,la=0.05"]]

@@ -276,3 +276,50 @@ def test_generated_tables_match_committed_results(name):
   path = pathlib.Path(__file__).resolve().parents[1] / name
   assert "<!-- experiments.report:" in path.read_text()
   assert report.refresh_blocks(path, check=True) == []
+
+
+def _grid_csv(path, cells):
+  """results.csv rows: cells = {(method, dataset, la): [per-seed AUROC]}."""
+  lines = ["method,anomaly_only,dataset,la,seed,auroc,auprc,train_seconds,compile_seconds,steps,devices"]
+  for (method, dataset, la), aurocs in cells.items():
+    for seed, a in enumerate(aurocs, 1):
+      lines.append(f"{method},False,{dataset},{la},{seed},{a},0.5,2.0,1.0,10,1")
+  path.write_text("\n".join(lines) + "\n")
+  return path
+
+
+def test_paired_comparison_judges_the_difference_against_seed_noise(tmp_path):
+  base = {("deepsad", "a", 0.1): [0.80, 0.90, 0.70], ("deepsad", "b", 0.1): [0.60, 0.70, 0.80],
+          ("feawad", "a", 0.1): [0.90, 0.91, 0.92]}
+  moved = {**base, ("feawad", "a", 0.1): [0.70, 0.71, 0.72]}  # 20 points down, no noise
+  a = report.read_cells([_grid_csv(tmp_path / "a.csv", moved)])
+  b = report.read_cells([_grid_csv(tmp_path / "b.csv", base)])
+  rows = {line.split(" | ")[0].strip("| "): line.split(" | ")
+          for line in report.paired_comparison(a, b, "new", "old").splitlines()[2:]}
+  assert rows["deepsad"][5] == "+0.00" and rows["deepsad"][7] == "yes"
+  assert rows["feawad"][5] == "-20.00" and rows["feawad"][7] == "**no**"
+  # seed std of deepsad's table mean: per-seed means 70, 80, 75 -> std 5
+  assert rows["deepsad"][6] == "5.00"
+
+
+def test_seconds_by_method_counts_each_cell_once(tmp_path):
+  path = _grid_csv(tmp_path / "r.csv", {("deepsad", "a", 0.1): [0.8, 0.9],
+                                        ("feawad", "a", 0.1): [0.7, 0.8],
+                                        ("feawad", "b", 0.1): [0.7, 0.8]})
+  table = report.seconds_by_method(path)
+  assert "| deepsad | 1 | 2.0 | 1.0 |" in table and "| feawad | 2 | 4.0 | 2.0 |" in table
+  assert "| **all** | 3 | 6.0 | 3.0 |" in table
+
+
+def test_timings_table_takes_medians_and_generated_blocks_refresh(tmp_path):
+  (tmp_path / "t.csv").write_text(
+      "run,implementation,cache,wall_seconds,programs_compiled,compile_seconds,cells,load,command\n"
+      "cell,ssadjax,cold,10,3,5,1,1.0,x\ncell,ssadjax,cold,30,3,7,1,1.0,x\n"
+      "cell,ssadjax,cold,20,3,6,1,1.0,x\ncell,deepod,-,17,,,1,1.0,y\n")
+  table = report.timings_table(tmp_path / "t.csv")
+  assert "| cell | ssadjax | cold | 20.0 | 3 | 6.0 | 1 | 3 |" in table
+  assert "| cell | deepod | - | 17.0 | – | – | 1 | 1 |" in table
+  md = tmp_path / "doc.md"
+  md.write_text("x\n<!-- experiments.report: timings t.csv -->\nstale\n<!-- /experiments.report -->\n")
+  assert report.refresh_blocks(md) == ["timings t.csv"]
+  assert table in md.read_text() and report.refresh_blocks(md, check=True) == []
