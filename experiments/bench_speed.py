@@ -27,6 +27,8 @@ ours (hidden_dims='d,128', rep_dim=64; its decoder keeps one extra d x d layer).
 Losses, optimisers and initialisations stay each library's own.
 """
 
+import csv
+import importlib
 import json
 import math
 import os
@@ -409,7 +411,6 @@ def run_tables(out_dir: pathlib.Path):
   """Times each named command of TABLE_RUNS as a whole process (imports, data, compiling,
   training, files): first with an empty compilation cache, then with the cache it filled
   and a new workdir, so nothing but compiled programs is reused."""
-  import csv
   timings = out_dir / "timings.csv"
   if not timings.exists():
     timings.write_text(",".join(TIMING_FIELDS) + "\n")
@@ -457,7 +458,6 @@ def run_tables(out_dir: pathlib.Path):
 
 def print_plans():
   """--plan: the program groups of whole table configs, from ssadjax.experiment.plan_grid."""
-  import importlib
   from ssadjax import experiment, runconfig
   rows = []
   for spec in FLAGS.plan:

@@ -8,6 +8,7 @@ leaves a half-written result.
 """
 
 import csv
+import hashlib
 import importlib.metadata
 import io
 import json
@@ -186,6 +187,8 @@ class _Cell:
       self.datas.append(methods.make_train_data(split.x_train, semi))
     self.num_train, self.dim = self.splits[0].x_train.shape
     self.method = methods.build(self.method_config, self.dim, self.num_train)
+    log.info("%s%s on %s: %s", config.method, "+anoonly" if config.anomaly_only else "",
+             config.dataset, self.splits[0].summary())
 
 
 def _pow2(n: int, least: int) -> int:
@@ -221,8 +224,8 @@ def _group_key(cell: _Cell):
   the same array shapes."""
   bucket = _bucket(cell)
   shapes = bucket if bucket is not None else _shapes(cell)
-  return (program_key(cell.method_config, 0, 0), _layout_key(cell.layout), bucket is None,
-          shapes)
+  return (program_key(cell.method_config, 0, 0), engine._layout_key(cell.layout),
+          bucket is None, shapes)
 
 
 def _shapes(cell: _Cell):
@@ -233,10 +236,6 @@ def _shapes(cell: _Cell):
                      "differ in size and this method cannot pad them to one shape; run "
                      "the seeds separately (--config.num_seeds=1)")
   return shapes.pop(), cell.splits[0].x_test.shape
-
-
-def _layout_key(layout):
-  return (layout.data_size, layout.replica_size)
 
 
 def plan_programs(cells: list[_Cell]) -> list[list[int]]:
@@ -252,7 +251,6 @@ def plan_programs(cells: list[_Cell]) -> list[list[int]]:
 def _group_checkpoint_dir(cells: list[_Cell], root: pathlib.Path):
   if len(cells) == 1:
     return cells[0].workdir / "checkpoints" / ("seeds_" + "_".join(map(str, cells[0].seeds)))
-  import hashlib
   name = json.dumps([[str(c.workdir.relative_to(root)), c.seeds] for c in cells])
   return root / "checkpoints" / ("group_" + hashlib.sha1(name.encode()).hexdigest()[:12])
 
@@ -324,8 +322,8 @@ def _run_group(cells: list[_Cell], root: pathlib.Path, on_chunk_end=None) -> lis
   results = []
   for k, c in enumerate(cells):
     share = len(c.seeds) / len(runs)
-    cell_scores = [scores[r][:c.splits[j].x_test.shape[0]]
-                   for r in range(offsets[k], offsets[k + 1]) for j in [r - offsets[k]]]
+    cell_scores = [scores[offsets[k] + j][:split.x_test.shape[0]]
+                   for j, split in enumerate(c.splits)]
     diverged = {c.seeds[r - offsets[k]]: step for r, step in timing["diverged_runs"].items()
                 if offsets[k] <= r < offsets[k + 1]}
     results.append(_write_cell(
