@@ -63,10 +63,12 @@ def create_train_state(method: Method, init_key, extras_key, data: TrainData) ->
 
 
 def train_step(method: Method, state: TrainState, batch: dict, key,
-               active=None) -> tuple[TrainState, dict]:
+               active=None, lr_scale=None) -> tuple[TrainState, dict]:
   """One update. `active` (traced bool, or None = always): a run whose epoch is shorter
   than the program's (shape buckets) leaves every piece of its state, the step counter
-  included, untouched on the slots past its own length."""
+  included, untouched on the slots past its own length. `lr_scale` (traced scalar, or
+  None): this run's learning rate over `method.learning_rate`; the updates scale by it
+  (exact, as they are proportional to the rate)."""
   def loss_fn(params):
     per_example, anomaly_mask, new_batch_stats = method.per_example_loss(
         params, state.batch_stats, state.extras, batch, key)
@@ -78,6 +80,8 @@ def train_step(method: Method, state: TrainState, batch: dict, key,
   (loss, (new_batch_stats, apply_update)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
   updates, opt_state = method.optimizer.update(grads, state.opt_state, state.params)
+  if lr_scale is not None:
+    updates = jax.tree.map(lambda u: u * lr_scale, updates)
   updated = state.replace(params=optax.apply_updates(state.params, updates),
                           batch_stats=new_batch_stats, opt_state=opt_state)
   # A skipped update keeps every piece of state, BatchNorm statistics included.
@@ -93,7 +97,7 @@ def train_step(method: Method, state: TrainState, batch: dict, key,
 
 def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
                data: TrainData, layout: parallel.Layout | None = None,
-               active_epochs=None) -> tuple[TrainState, dict]:
+               active_epochs=None, lr_scale=None) -> tuple[TrainState, dict]:
   """`num_epochs` epochs of one seed, starting at the epoch that `state.step` is in.
 
   Per-epoch state (e.g. a permutation) is computed once per epoch by the sampler. With a
@@ -103,6 +107,7 @@ def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
   `active_epochs` of the `num_epochs` slots train; the others leave the state untouched
   (`lax.cond` on an unbatched predicate stays a real branch, nothing is computed), so
   one compiled program of fixed length serves every chunk, the last partial one too.
+  `lr_scale`: see `train_step`.
   Returns per-epoch means of the step metrics, each `[num_epochs]` (skipped slots: 0,
   `first_bad_step` -1).
   """
@@ -128,7 +133,7 @@ def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
         layout.check_batch(batch)
         batch = jax.lax.with_sharding_constraint(batch, layout.batch)
       return train_step(method, state, batch, loss_key,
-                        active=(i < run_steps) if masked else None)
+                        active=(i < run_steps) if masked else None, lr_scale=lr_scale)
 
     state, steps = jax.lax.scan(step_body, state, jnp.arange(steps_per_epoch))
     if masked:  # means over the run's own steps
@@ -200,16 +205,18 @@ def _to_host(tree):
   return jax.device_get(tree)
 
 
-# Compiled programs (init, chunk, score) kept for reuse within the process.
+# Compiled programs kept for reuse within the process: the training program (its first
+# call initialises, every call trains one chunk, with `fit_and_score` the last call also
+# scores) and the scoring program of `score`.
 #
 # What triggers a compile: a new (program key, program kind, static lengths, argument
 # shapes/dtypes, layout). The program key is the `program_key` given to fit/score (the
 # experiment runner passes its resolved method config, so cells, seed groups and repeated
 # runs with the same config and shapes share programs although every run builds a new
 # Method object), else the Method object itself (the same detector refitted). Seeds are
-# a runtime argument, the chunk program has one fixed length (the last partial chunk
-# skips slots with lax.cond), and the start epoch comes from `state.step`: none of them
-# recompiles. A program not found here is looked up in JAX's persistent compilation
+# a runtime argument, the training program has one fixed chunk length (the last partial
+# chunk skips slots with lax.cond), the start epoch comes from `state.step`, and whether
+# a call initialises or scores is a runtime flag: none of them recompiles. A program not found here is looked up in JAX's persistent compilation
 # cache when one is configured (experiments/main.py turns it on), and before that, for
 # keys given by the runner, in ssadjax.program_cache (no tracing at all on a hit).
 _PROGRAMS: dict = {}
@@ -293,12 +300,25 @@ def _as_float32(tree):
   return jax.tree.map(cast, tree)
 
 
-def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int = 10,
-        checkpoint_dir=None, max_to_keep: int = 2, layout: parallel.Layout | None = None,
-        on_divergence: str = "stop",
-        on_chunk_end: Callable[[int, dict], None] | None = None,
-        program_key=None, run_names: list[str] | None = None) -> tuple[TrainState, dict]:
+def fit(method: Method, data: TrainData, seeds: list[int], **kwargs) -> tuple[TrainState, dict]:
   """Trains `len(seeds)` models side by side; `data` carries a leading seed axis.
+  Returns the stacked final states and timing information (see `fit_and_score` for the
+  keyword arguments). One compiled program initialises the runs in its first call and
+  trains a chunk of epochs in every call."""
+  state, _, timing = _train(method, data, seeds, None, **kwargs)
+  return state, timing
+
+
+def fit_and_score(method: Method, data: TrainData, seeds: list[int], x, *,
+                  recompute_stats: bool = False, learning_rates=None,
+                  **kwargs) -> tuple[TrainState, np.ndarray, dict]:
+  """`fit`, and the `[runs, n]` eval-mode scores of per-run inputs `x` `[runs, n, d]`
+  from the final (or best) variables, all in one compiled program: its first call
+  initialises, every call trains a chunk, the last also scores. With `recompute_stats`
+  the scores use BatchNorm statistics recomputed from each run's unlabelled training rows
+  (`norm.eval_stats='recomputed'`, as `recompute_batch_stats`); the returned state keeps
+  the trained ones. `learning_rates` (one per run, or None = the method's) needs
+  `method.learning_rate`: each run trains at its own rate in the same program.
 
   Every `chunk_epochs` epochs the host logs, calls `on_chunk_end(epoch, metrics)` with
   per-seed per-epoch metrics, and saves a checkpoint. With `checkpoint_dir` pointing at
@@ -319,11 +339,57 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   The leading axis is a run axis: runs may be seeds of one cell or cells of a grid
   (other data, same program), and `run_names` (default 'seed <s>') names them in
   errors; `timing['diverged_runs']` is {run index: step}.
-
-  Returns the stacked final states and timing information.
   """
+  return _train(method, data, seeds, x, recompute_stats=recompute_stats,
+                learning_rates=learning_rates, **kwargs)
+
+
+def _placeholder(abstract_state, layout):
+  """Zeros shaped like the state: the first call's input, never read (the program
+  initialises instead) but donated, so it costs one allocation of the state."""
+  zeros = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract_state)
+  return layout.put_per_seed(zeros) if layout is not None else jax.device_put(zeros)
+
+
+def _recomputed_stats(method: Method, state: TrainState, d: TrainData) -> TrainState:
+  """One run's state whose scoring BatchNorm statistics are the exact statistics of its
+  unlabelled training rows (one full-batch pass)."""
+  x_unlabelled = jnp.asarray(d.x)[jnp.asarray(d.unlabelled_index)]
+  params, batch_stats = state.final_variables()
+  new = method.batch_statistics(params, batch_stats, state.extras, x_unlabelled)
+  if state.best:
+    return state.replace(best={**state.best, "batch_stats": new})
+  return state.replace(batch_stats=new)
+
+
+def _check_recompute(method: Method, state) -> bool:
+  """Whether recomputing BatchNorm statistics changes anything (False without BatchNorm
+  state); raises when the method cannot recompute them."""
+  if not jax.tree.leaves(state.batch_stats):
+    return False  # no BatchNorm (controls, DevNet's baseline, FUN-AD)
+  if method.batch_statistics is None:
+    raise ValueError(f"{method.name} cannot recompute its BatchNorm statistics "
+                     "(norm.eval_stats='recomputed'): it defines no batch_statistics")
+  return True
+
+
+def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs: int = 10,
+           checkpoint_dir=None, max_to_keep: int = 2, layout: parallel.Layout | None = None,
+           on_divergence: str = "stop",
+           on_chunk_end: Callable[[int, dict], None] | None = None,
+           program_key=None, run_names: list[str] | None = None,
+           recompute_stats: bool = False, learning_rates=None):
   if chunk_epochs < 1:
     raise ValueError(f"chunk_epochs={chunk_epochs} must be >= 1")
+  lr_scales = None
+  if learning_rates is not None:
+    if not method.learning_rate:
+      raise ValueError(f"{method.name}: per-run learning rates need an optimizer whose "
+                       "updates are proportional to its rate (Method.learning_rate)")
+    lr_scales = np.asarray(learning_rates, np.float64) / method.learning_rate
+    if lr_scales.shape != (len(seeds),):
+      raise ValueError(f"{len(learning_rates)} learning rates for {len(seeds)} runs")
+    lr_scales = lr_scales.astype(np.float32)
   seeds_array = np.asarray(seeds, np.int32)
   if layout is not None:
     layout.check_seeds(len(seeds))
@@ -333,48 +399,75 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
     place = jax.device_put
     jit_kwargs = {}
   seeds_array, data = place(seeds_array), place(_as_float32(data))
+  if lr_scales is not None:
+    lr_scales = place(lr_scales)
+  if x is not None:
+    x = x if isinstance(x, jax.Array) else _as_float32(np.asarray(x))
+    x = place(x)
   key = (_program_owner(method, program_key), _layout_key(layout))
 
   def init_one(seed, d):
     init_key, extras_key, _ = seed_keys(seed)
     return create_train_state(method, init_key, extras_key, d)
 
-  init_fn = jax.jit(_vmap(init_one, layout), **jit_kwargs)
-  init_compiled, compile_seconds = _compiled(
-      (key, "init", _avals_key(seeds_array, data)),
-      lambda: init_fn.lower(seeds_array, data))
-
-  manager = ckpt.make_manager(checkpoint_dir, max_to_keep=max_to_keep) if checkpoint_dir else None
-  abstract_state = init_compiled.out_info  # the state's shapes, without tracing again
-  if layout is not None:
-    abstract_state = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=layout.per_seed),
-        abstract_state)
-  restored_epoch, state = (ckpt.restore_latest(manager, abstract_state) if manager
-                           else (None, None))
-  t1 = time.perf_counter()
-  if state is None:
-    state = init_compiled(seeds_array, data)
-    jax.block_until_ready(state)
-    start_epoch = 0
-  else:
-    start_epoch = int(restored_epoch)
-    log.info("resumed from %s at epoch %d", checkpoint_dir, start_epoch)
-  init_seconds = time.perf_counter() - t1
-
+  init_all = jax.jit(_vmap(init_one, layout))
   total_epochs = method.num_epochs
   # One program of `length` epoch slots serves every chunk; a shorter last chunk skips
   # its extra slots (`active`, an unbatched runtime scalar), so it does not recompile.
   length = min(chunk_epochs, total_epochs)
-  chunk_compiled, seconds = _compiled(
-      (key, "chunk", length, _avals_key(abstract_state, seeds_array, data)),
-      lambda: jax.jit(
-          _vmap(lambda st, sd, d, active: run_epochs(method, length, st, sd, d, layout,
-                                                      active_epochs=active), layout,
-                in_axes=(0, 0, 0, None)),
-          donate_argnums=0, **jit_kwargs).lower(
-              abstract_state, seeds_array, data, np.int32(length)))
-  compile_seconds += seconds
+
+  def one(state, seed, d, x_run, lr_scale, active, fresh, final):
+    # `fresh` and `final` are unbatched runtime flags: lax.cond stays a real branch, so
+    # a later chunk does not initialise and only the last one scores.
+    state = jax.lax.cond(fresh, lambda st: init_one(seed, d), lambda st: st, state)
+    state, metrics = run_epochs(method, length, state, seed, d, layout, active_epochs=active,
+                                lr_scale=lr_scale)
+    if x_run is None:
+      return state, metrics, None
+
+    def scored(st):
+      if recompute_stats:
+        st = _recomputed_stats(method, st, d)
+      return method.score(make_variables(*st.final_variables()), st.extras, x_run)
+
+    scores = jax.lax.cond(final, scored,
+                          lambda st: jnp.zeros(x_run.shape[:1], jnp.float32), state)
+    return state, metrics, scores
+
+  per_run = lambda a: None if a is None else 0
+  program_fn = jax.jit(_vmap(one, layout, in_axes=(0, 0, 0, per_run(x), per_run(lr_scales),
+                                                    None, None, None)),
+                       donate_argnums=0, **jit_kwargs)
+
+  def abstract():
+    state = jax.eval_shape(init_all, seeds_array, data)
+    if recompute_stats:
+      _check_recompute(method, state)
+    if layout is not None:
+      state = jax.tree.map(
+          lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=layout.per_seed), state)
+    return state
+
+  flags = (np.int32(length), np.bool_(True), np.bool_(False))
+  program, compile_seconds = _compiled(
+      (key, "train", length, recompute_stats, _avals_key(seeds_array, data, x, lr_scales)),
+      lambda: program_fn.lower(abstract(), seeds_array, data, x, lr_scales, *flags))
+  abstract_state = program.out_info[0]  # the state's shapes, without tracing again
+  if layout is not None:
+    abstract_state = jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=layout.per_seed),
+        abstract_state)
+
+  manager = ckpt.make_manager(checkpoint_dir, max_to_keep=max_to_keep) if checkpoint_dir else None
+  restored_epoch, state = (ckpt.restore_latest(manager, abstract_state) if manager
+                           else (None, None))
+  fresh = state is None
+  if fresh:
+    state = _placeholder(abstract_state, layout)
+    start_epoch = 0
+  else:
+    start_epoch = int(restored_epoch)
+    log.info("resumed from %s at epoch %d", checkpoint_dir, start_epoch)
 
   progress = ProgressReporter(total_epochs * method.steps_per_epoch, len(seeds),
                               start_epoch * method.steps_per_epoch)
@@ -382,14 +475,23 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   epoch = start_epoch
   diverged, diverged_runs = {}, {}
   last_saved = start_epoch if start_epoch else None
+  scores = None
   try:
-    while epoch < total_epochs:
+    # A run resumed at its last epoch still needs one call: it scores (0 epoch slots).
+    while epoch < total_epochs or (x is not None and scores is None):
       n = min(length, total_epochs - epoch)
+      final = epoch + n >= total_epochs
       t = time.perf_counter()
-      state, metrics = chunk_compiled(state, seeds_array, data, np.int32(n))
+      state, metrics, scores_out = program(state, seeds_array, data, x, lr_scales,
+                                           np.int32(n), np.bool_(fresh), np.bool_(final))
+      fresh = False
       metrics = _to_host(metrics)  # blocks: bounds the work in flight
       metrics = {k: v[:, :n] for k, v in metrics.items()}  # the slots that trained
+      if x is not None and final:
+        scores = np.asarray(_to_host(scores_out))
       train_seconds += time.perf_counter() - t
+      if n == 0:
+        break
       epoch += n
       for i, seed in enumerate(seeds):
         bad_steps = metrics["first_bad_step"][i][metrics["first_bad_step"][i] >= 0]
@@ -421,11 +523,11 @@ def fit(method: Method, data: TrainData, seeds: list[int], *, chunk_epochs: int 
   if manager:
     manager.wait_until_finished()
     manager.close()
-  timing = {"compile_seconds": compile_seconds, "train_seconds": train_seconds + init_seconds,
+  timing = {"compile_seconds": compile_seconds, "train_seconds": train_seconds,
             "steps": int(total_epochs * method.steps_per_epoch),
             "resumed_from_epoch": start_epoch, "diverged": diverged,
             "diverged_runs": diverged_runs}
-  return state, timing
+  return state, scores, timing
 
 
 def score(method: Method, state: TrainState, x, *,
@@ -452,19 +554,11 @@ def recompute_batch_stats(method: Method, state: TrainState, data: TrainData, *,
   training rows, from one full-batch pass (`method.batch_statistics`). `data` is the
   stacked per-seed TrainData given to `fit`. Without BatchNorm state nothing changes.
   """
-  if not jax.tree.leaves(state.batch_stats):
-    return state  # no BatchNorm (controls, DevNet's baseline, FUN-AD)
-  if method.batch_statistics is None:
-    raise ValueError(f"{method.name} cannot recompute its BatchNorm statistics "
-                     "(norm.eval_stats='recomputed'): it defines no batch_statistics")
+  if not _check_recompute(method, state):
+    return state
 
   def one(state, d):
-    x_unlabelled = jnp.asarray(d.x)[jnp.asarray(d.unlabelled_index)]
-    params, batch_stats = state.final_variables()
-    new = method.batch_statistics(params, batch_stats, state.extras, x_unlabelled)
-    if state.best:
-      return state.replace(best={**state.best, "batch_stats": new})
-    return state.replace(batch_stats=new)
+    return _recomputed_stats(method, state, d)
 
   if layout is not None:
     data = layout.put_per_seed(data)

@@ -121,18 +121,23 @@ def _resolve_for_layout(config, layout):
 
 
 # Config fields that never reach `methods.build` (they choose data, seeds, files and the
-# host loop); everything else is part of a compiled program's identity.
-_NOT_IN_PROGRAM = ("data_dir", "seed", "num_seeds", "grid", "checkpoint", "train", "plot",
-                   "la")
+# host loop; `data` holds the data protocol: contamination, noise, scaling); everything
+# else is part of a compiled program's identity.
+_NOT_IN_PROGRAM = ("data_dir", "seed", "num_seeds", "grid", "grid_presets", "checkpoint",
+                   "train", "plot", "la", "data")
 
 
-def program_key(config, input_dim: int, num_train: int) -> str:
+def program_key(config, input_dim: int, num_train: int, *,
+                without_learning_rate: bool = False) -> str:
   """What determines a method's compiled programs besides the array shapes: its resolved
   config without the fields of `_NOT_IN_PROGRAM`, the dataset only through the image
   shape its name implies (the one thing methods read from it), and the build arguments.
   Cells, seed groups and reruns with equal keys and shapes reuse one compiled program
-  (engine._PROGRAMS)."""
+  (engine._PROGRAMS). `without_learning_rate`: the key that groups cells whose runs may
+  differ in learning rate (run data when the method has `Method.learning_rate`)."""
   c = {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_PROGRAM}
+  if without_learning_rate:
+    c[config.method] = {**c[config.method], "learning_rate": None}
   c["dataset"] = str(data_lib.feature_shape(c.pop("dataset", "") or ""))
   return json.dumps([c, input_dim, num_train], sort_keys=True, default=repr)
 
@@ -220,11 +225,13 @@ def _bucket(cell: _Cell):
 
 def _group_key(cell: _Cell):
   """Cells with equal keys train as one program: same method config (without the
-  fields of _NOT_IN_PROGRAM), same layout and the same bucket, or for unpadded cells
-  the same array shapes."""
+  fields of _NOT_IN_PROGRAM, and without the learning rate where it is run data), same
+  layout and the same bucket, or for unpadded cells the same array shapes."""
   bucket = _bucket(cell)
   shapes = bucket if bucket is not None else _shapes(cell)
-  return (program_key(cell.method_config, 0, 0), engine._layout_key(cell.layout),
+  return (program_key(cell.method_config, 0, 0,
+                      without_learning_rate=bool(cell.method.learning_rate)),
+          engine._layout_key(cell.layout),
           bucket is None, shapes)
 
 
@@ -309,14 +316,18 @@ def _run_group(cells: list[_Cell], root: pathlib.Path, on_chunk_end=None) -> lis
              config.method, "+anoonly" if config.anomaly_only else "",
              f"{rows} x {dim} bucket" if bucket is not None else f"{rows} x {dim}")
   ckpt_dir = (_group_checkpoint_dir(cells, root) if config.checkpoint.enabled else None)
-  state, timing = engine.fit(
-      method, stacked, seeds, chunk_epochs=config.train.chunk_epochs,
+  # Learning rates are run data when they differ within the group (Method.learning_rate);
+  # a group at one rate builds the program without the per-run scale.
+  rates = [c.method.learning_rate for c, _ in runs]
+  rates = rates + rates[-1:] * extra if len(set(rates)) > 1 else None
+  # One program per group: it initialises, trains every chunk and scores the test rows.
+  state, scores, timing = engine.fit_and_score(
+      method, stacked, seeds, x_test, learning_rates=rates,
+      recompute_stats=first.method_config.norm.eval_stats == "recomputed",
+      chunk_epochs=config.train.chunk_epochs,
       checkpoint_dir=ckpt_dir, max_to_keep=config.checkpoint.max_to_keep, layout=layout,
       on_divergence=config.train.on_divergence, program_key=key, on_chunk_end=chunk_end,
       run_names=names)
-  if first.method_config.norm.eval_stats == "recomputed":  # one pass over unlabelled rows
-    state = engine.recompute_batch_stats(method, state, stacked, layout=layout)
-  scores = engine.score(method, state, x_test, layout=layout, program_key=key)
   steps = np.asarray(jax.device_get(state.step))
   programs = program_delta(stats_before, program_counts())
   results = []
@@ -428,7 +439,7 @@ _set = runconfig.set_field
 def plan_grid(config) -> list[list[str]]:
   """The cells of each program group `run_grid(config, ...)` would train, by cell name
   (data is loaded and checked; nothing is written, traced or compiled). Each group
-  compiles an init, a chunk and a score program."""
+  compiles one program (initialise, train a chunk, score)."""
   cells = runconfig.cells(config)
   prepared = [_Cell(c, pathlib.Path(_cell_name(o)), None) for o, c in cells]
   return [[_cell_name(cells[i][0]) for i in group] for group in plan_programs(prepared)]

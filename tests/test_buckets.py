@@ -206,3 +206,45 @@ def test_plan_grid_groups_by_program_identity():
   groups = experiment.plan_grid(config)
   assert groups == [["anomaly_only=False,la=0.1", "anomaly_only=False,la=0.05"],
                     ["anomaly_only=True,la=0.1", "anomaly_only=True,la=0.05"]]
+
+
+def test_data_protocol_knobs_share_a_program():
+  """`data.*` only chooses data (a robustness grid's contamination, noise, scaling)."""
+  config = tiny_config(num_seeds=2, grid="data.label_contamination=0.0|0.1;la=0.1|0.05")
+  assert len(experiment.plan_grid(config)) == 1
+
+
+@pytest.mark.parametrize("name", ["deepsad", "devnet"])
+def test_learning_rate_sweep_is_one_program_equal_to_separate_cells(tmp_path, name):
+  """The rate is run data (updates scale by rate / the program's rate): a sweep trains
+  as one program; the cell at the program's own rate is bit-identical to running alone,
+  the other equal up to float rounding of the scaled updates."""
+  steps = {"deepsad": {"deepsad.num_epochs": 4},
+           "devnet": {"devnet.num_epochs": 2, "devnet.steps_per_epoch": 5}}[name]
+  rates = {"deepsad": (1e-3, 3e-3), "devnet": (1e-3, 2e-4)}[name]
+  config = tiny_config(method=name, num_seeds=2, **steps,
+                       grid=f"{name}.learning_rate={rates[0]}|{rates[1]}")
+  summaries = experiment.run_grid(config, tmp_path / "grid")
+  assert [s["program_group"]["cells"] for s in summaries] == [2, 2]
+  for summary, rate in zip(summaries, rates):
+    alone = experiment.run_single(
+        tiny_config(method=name, num_seeds=2, **steps, **{f"{name}.learning_rate": rate}),
+        tmp_path / f"alone_{rate}")
+    cell = tmp_path / "grid" / "cells" / f"{name}.learning_rate={rate}"
+    if rate == rates[0]:
+      np.testing.assert_array_equal(_cell_scores(cell), _cell_scores(tmp_path / f"alone_{rate}"))
+    else:
+      np.testing.assert_allclose(_cell_scores(cell), _cell_scores(tmp_path / f"alone_{rate}"),
+                                 rtol=1e-3, atol=1e-4)
+  # the two rates really trained differently
+  first, second = (_cell_scores(tmp_path / "grid" / "cells" / f"{name}.learning_rate={r}")
+                   for r in rates)
+  assert not np.allclose(first, second, rtol=1e-3)
+
+
+def test_learning_rate_of_a_non_proportional_schedule_stays_in_the_program():
+  """PReNet's cosine annealing to a floor is affine in the rate: no sharing."""
+  config = tiny_config(method="prenet", num_seeds=1,
+                       grid="prenet.learning_rate=0.001|0.002",
+                       **{"prenet.lr_schedule": "cosine", "prenet.cosine_eta_min": 1e-5})
+  assert len(experiment.plan_grid(config)) == 2

@@ -1,5 +1,5 @@
-"""Compiled-program reuse: one chunk program for every chunk, no recompilation for a
-refit, a config-keyed program shared between Method objects, the on-disk executable
+"""Compiled-program reuse: one program initialises and trains every chunk (and scores,
+with `fit_and_score`), no recompilation for a refit, a config-keyed program shared between Method objects, the on-disk executable
 cache, and float32 throughout."""
 
 import jax
@@ -27,8 +27,9 @@ def test_partial_last_chunk_reuses_the_chunk_program_and_matches_one_chunk():
   data = engine.stack_data([methods.make_train_data(x, semi)])
   chunked, _ = engine.fit(method, data, [0], chunk_epochs=2,
                           on_chunk_end=lambda e, m: chunks.append((e, m["loss"].shape)))
-  # init + one chunk program of 2 slots for the chunks 2, 2, 1 (the last skips a slot)
-  assert engine.program_stats["compiles"] - before == 2
+  # one program (initialise in its first call + 2 epoch slots) for the chunks 2, 2, 1
+  # (the last skips a slot)
+  assert engine.program_stats["compiles"] - before == 1
   assert chunks == [(2, (1, 2)), (4, (1, 2)), (5, (1, 1))]
   assert int(chunked.step[0]) == 5 * method.steps_per_epoch
   _, whole, _ = _fit(config, x, semi, chunk_epochs=5)
@@ -81,13 +82,13 @@ def test_executable_cache_skips_compiling_and_gives_identical_models(tmp_path, w
     engine.clear_program_cache()
     method, first, _ = _fit(config, x, semi, key=key)
     scores_first = engine.score(method, first, x[None], program_key=key)
-    assert len(list(tmp_path.iterdir())) == 3  # init, chunk, score
+    assert len(list(tmp_path.iterdir())) == 2  # train (initialises too), score
     engine.clear_program_cache()  # as a new process would be
     loads = engine.program_stats["loads"]
     compiles = engine.program_stats["compiles"]
     method, second, _ = _fit(config, x, semi, key=key)
     scores_second = engine.score(method, second, x[None], program_key=key)
-    assert engine.program_stats["loads"] - loads == 3
+    assert engine.program_stats["loads"] - loads == 2
     assert engine.program_stats["compiles"] == compiles
     np.testing.assert_array_equal(scores_first, scores_second)
   finally:
@@ -106,3 +107,37 @@ def test_float64_inputs_train_and_score_in_float32():
   assert dtypes == {np.dtype(np.float32)}
   scores = engine.score(method, state, x[None].astype(np.float64))
   assert scores.dtype == np.float32
+
+
+@pytest.mark.parametrize("eval_stats", ["running", "recomputed"])
+def test_fit_and_score_is_one_program_equal_to_fit_then_score(eval_stats):
+  x, _, semi = blobs()
+  config = tiny_config(**{"deepsad.num_epochs": 3, "norm.eval_stats": eval_stats})
+  method = methods.build(config, x.shape[1], x.shape[0])
+  data = engine.stack_data([methods.make_train_data(x, semi)] * 2)
+  state, _ = engine.fit(method, data, [0, 1], chunk_epochs=2)
+  if eval_stats == "recomputed":
+    state = engine.recompute_batch_stats(method, state, data)
+  separate = engine.score(method, state, np.stack([x, x[::-1]]))
+  before = engine.program_stats["compiles"]
+  fused_state, fused, _ = engine.fit_and_score(
+      method, data, [0, 1], np.stack([x, x[::-1]]), chunk_epochs=2,
+      recompute_stats=eval_stats == "recomputed")
+  assert engine.program_stats["compiles"] - before == 1
+  np.testing.assert_allclose(fused, separate, rtol=1e-5, atol=1e-6)
+  assert int(fused_state.step[0]) == 3 * method.steps_per_epoch
+
+
+def test_fit_and_score_resumed_at_the_last_epoch_scores_without_training(tmp_path):
+  x, _, semi = blobs()
+  config = tiny_config(**{"deepsad.num_epochs": 2})
+  method = methods.build(config, x.shape[1], x.shape[0])
+  data = engine.stack_data([methods.make_train_data(x, semi)])
+  _, first, _ = engine.fit_and_score(method, data, [0], x[None], chunk_epochs=2,
+                                     checkpoint_dir=tmp_path / "ckpt")
+  chunks = []
+  state, again, timing = engine.fit_and_score(
+      method, data, [0], x[None], chunk_epochs=2, checkpoint_dir=tmp_path / "ckpt",
+      on_chunk_end=lambda e, m: chunks.append(e))
+  assert timing["resumed_from_epoch"] == 2 and chunks == []
+  np.testing.assert_array_equal(again, first)

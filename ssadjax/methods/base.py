@@ -157,6 +157,12 @@ class Method:
       (`pad_train_data`) in rows / feature columns: padded rows never reach a batch,
       a statistic or a score, and padded columns stay zero with weights that start at
       zero (`true_fan_kernel`), so runs of different sizes can share its programs.
+    learning_rate: the configured learning rate of `optimizer` when every update it
+      makes is exactly proportional to it (Adam, RMSprop, SGD, decoupled or L2 decay,
+      piecewise-constant schedules; not an affine one such as cosine to a floor): runs
+      of one program may then train at other rates, the engine scaling each run's
+      updates by its rate over this one (a learning-rate sweep shares one program).
+      None: the rate is part of the program.
   """
   name: str
   init: Callable
@@ -173,6 +179,7 @@ class Method:
   run_steps_per_epoch: Callable | None = None
   pad_rows: bool = False
   pad_features: bool = False
+  learning_rate: float | None = None
 
 
 def make_train_data(x, semi_labels) -> TrainData:

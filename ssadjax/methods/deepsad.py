@@ -293,4 +293,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
           stats_encoder, params, batch_stats, standardise(extras, x)),
       run_steps_per_epoch=base.shuffled_steps(batch_size) if can_pad else None,
       pad_rows=can_pad, pad_features=can_pad,
+      learning_rate=hp["learning_rate"],  # Adam with L2 decay, piecewise-constant steps
   )

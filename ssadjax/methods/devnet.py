@@ -183,4 +183,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_model, params, batch_stats, x),
       pad_rows=True, pad_features=True,
+      learning_rate=hp["learning_rate"],  # RMSprop after clipping: linear in the rate
   )

@@ -198,4 +198,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_net, params, batch_stats, x),
       pad_rows=True, pad_features=True,
+      learning_rate=hp["learning_rate"],  # Adam; the pretraining rate is another field
   )

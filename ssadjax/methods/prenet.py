@@ -377,4 +377,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_model, params, batch_stats, x, method=PReNet.embed),
       pad_rows=True, pad_features=len(hp["hidden_dims"]) > 0,
+      # Cosine annealing to a floor is affine, not proportional, in the rate.
+      learning_rate=(hp["learning_rate"] if hp["lr_schedule"] != "cosine"
+                     or hp["cosine_eta_min"] == 0 else None),
   )
