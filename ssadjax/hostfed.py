@@ -5,8 +5,8 @@ prefetching thread, through the same `engine.train_step` as the fused program.
 Batches are the fused program's: the same per-epoch permutation (drawn from the same key
 on the device, only the indices) and the same per-step keys, so for methods with uniform
 shuffled batches (Deep SAD / Deep SVDD) a host-fed run reproduces a fused run of that
-seed. Methods with other samplers (DevNet's balanced batches, PReNet's pairs) are not
-supported here: their samplers gather from device-resident pools.
+seed. Every other sampler (DevNet's and FEAWAD's balanced batches, PReNet's pairs,
+AnoOnly's `ensure_anomaly` swap) is refused: it gathers from device-resident pools.
 """
 
 import queue
@@ -61,6 +61,12 @@ def fit_host_fed(method: Method, x, semi_labels, seed: int, *, batch_size: int,
     (TrainState of one seed, timing dict).
   """
   n = x.shape[0]
+  if method.sampler.shuffled_batch_size is None:
+    raise ValueError(f"{method.name} draws its own batches (not uniform shuffled ones), "
+                     "which host-fed training cannot reproduce; train it with engine.fit")
+  if batch_size != method.sampler.shuffled_batch_size:
+    raise ValueError(f"batch_size={batch_size}, but {method.name} draws uniform shuffled "
+                     f"batches of {method.sampler.shuffled_batch_size}; pass that size")
   if n // batch_size != method.steps_per_epoch:
     raise ValueError(f"batch_size={batch_size} gives {n // batch_size} steps per epoch but "
                      f"{method.name} expects {method.steps_per_epoch}: host-fed training "

@@ -29,8 +29,27 @@ def test_host_fed_equals_fused_training(tmp_path):
   assert metrics.auroc(labels, scores) > 0.8
 
 
-def test_host_fed_rejects_other_samplers():
+def test_host_fed_rejects_a_wrong_batch_size():
   x, _, semi = blobs(n=300)
   method = methods.build(tiny_config(), x.shape[1], x.shape[0])
-  with pytest.raises(ValueError, match="uniform shuffled batches"):
+  with pytest.raises(ValueError, match="batches of 32; pass that size"):
     hostfed.fit_host_fed(method, x, semi, 0, batch_size=50)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"method": "devnet"}, {"method": "prenet"}, {"method": "feawad"},
+    {"anomaly_only": True, "anoonly.empty_batch": "ensure_anomaly"}])
+def test_host_fed_refuses_every_sampler_it_cannot_reproduce(overrides):
+  x, _, semi = blobs(n=300)
+  method = methods.build(tiny_config(**overrides), x.shape[1], x.shape[0])
+  with pytest.raises(ValueError, match="draws its own batches"):
+    hostfed.fit_host_fed(method, x, semi, 0, batch_size=32)
+
+
+def test_host_fed_takes_anoonly_with_plain_shuffled_batches():
+  """AnoOnly's default (zero_grad) changes only the loss reduction, which train_step
+  applies on both paths."""
+  x, _, semi = blobs(n=300)
+  method = methods.build(tiny_config(anomaly_only=True), x.shape[1], x.shape[0])
+  state, timing = hostfed.fit_host_fed(method, x, semi, 0, batch_size=32)
+  assert timing["steps"] == 4 * (300 // 32)

@@ -51,7 +51,8 @@ def _ensure_anomaly(sampler: base.Sampler) -> base.Sampler:
     semi = jnp.where(has_anomaly, out["semi_labels"], out["semi_labels"].at[last].set(1))
     return {**out, "x": x, "semi_labels": semi}
 
-  return dataclasses.replace(sampler, batch=batch)
+  # Batches are no longer plain shuffled ones (host-fed training must refuse them).
+  return dataclasses.replace(sampler, batch=batch, shuffled_batch_size=None)
 
 
 def anomaly_only(make_method, *, empty_batch: str = "zero_grad"):

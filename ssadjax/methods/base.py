@@ -111,10 +111,13 @@ class Sampler:
 
   `begin_epoch(key, data)` returns per-epoch state (e.g. a permutation) and
   `batch(epoch_state, step_in_epoch, key, data)` returns a dict with at least
-  `x` and `semi_labels`.
+  `x` and `semi_labels`. `shuffled_batch_size` is set only by `shuffled_sampler` (uniform
+  shuffled batches of that size, one permutation per epoch): the one sampler that
+  `ssadjax.hostfed` can reproduce from host memory.
   """
   begin_epoch: Callable[[jax.Array, TrainData], PyTree]
   batch: Callable[[PyTree, jax.Array, jax.Array, TrainData], dict]
+  shuffled_batch_size: int | None = None
 
 
 def mean_loss(per_example: jax.Array, anomaly_mask: jax.Array):
@@ -236,7 +239,7 @@ def shuffled_sampler(batch_size: int) -> Sampler:
     rows = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
     return {"x": data.x[rows], "semi_labels": data.semi_labels[rows]}
 
-  return Sampler(begin_epoch=begin_epoch, batch=batch)
+  return Sampler(begin_epoch=begin_epoch, batch=batch, shuffled_batch_size=batch_size)
 
 
 def true_fan_kernel(kernel, *, mode: str, in_mask=None, out_mask=None,
