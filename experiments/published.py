@@ -264,8 +264,8 @@ ANOONLY_OVERALL = {
 # ADBench's column names for our method names.
 METHOD_COLUMN = {"deepsad": "DeepSAD", "devnet": "DevNet", "prenet": "PReNet", "feawad": "FEAWAD"}
 
-# The ten CV/NLP families (methods.md 1.8) as ADBench's tables name them, with the file-name
-# prefix of their sub-tasks.
+# The ten CV/NLP families of the AnoOnly paper (Zhou et al., arXiv 2023) as ADBench's
+# tables name them, with the file-name prefix of their sub-tasks.
 CV_FAMILIES = ("CIFAR10", "FashionMNIST", "MNIST-C", "MVTec-AD", "SVHN")
 NLP_FAMILIES = ("20news", "Agnews", "Amazon", "Imdb", "Yelp")
 

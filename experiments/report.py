@@ -19,10 +19,10 @@ failed report leaves nothing behind. Without matplotlib only the tables are writ
 * example_<dataset>.png: ROC curves and score histograms of every method on one dataset.
 
 Aggregation as the references: a family is the mean over its sub-tasks, "overall" the
-unweighted mean over families (methods.md 1.7); classical datasets are means over seeds.
-Published means are recomputed over the same datasets/families as ours, so a table over
-a subset of ADBench compares like with like; the papers' all-dataset means are quoted
-beside them.
+unweighted mean over families (as AnoOnly; docs/notes.md §17); classical datasets are
+means over seeds. Published means are recomputed over the same datasets/families as
+ours, so a table over a subset of ADBench compares like with like; the papers'
+all-dataset means are quoted beside them.
 """
 
 import argparse
@@ -166,7 +166,7 @@ def anoonly_summary(records):
 
 
 def overall(per_family: dict) -> float:
-  """Mean over families of the mean over each family's sub-tasks (methods.md 1.7)."""
+  """Mean over families of the mean over each family's sub-tasks (AnoOnly's "overall")."""
   return float(np.mean([np.mean(v) for v in per_family.values()]))
 
 

@@ -1,4 +1,4 @@
-"""Measures the score-sum identity of methods.md 3.3 on a trained DevNet + AnoOnly.
+"""Measures the score-sum identity (docs/notes.md §14) on a trained DevNet + AnoOnly.
 
 With a train-mode BatchNorm directly before DevNet's linear score layer, the scores of a
 batch sum to B (w . beta + b) whatever the rows are, so AnoOnly's loss, which only

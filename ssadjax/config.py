@@ -36,7 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.minmax = True                 # min-max scaler fitted on the train split only
   c.data.normal_clean = False          # AnoOnly --normal_clean: drop unlabelled train anomalies
   c.data.label_contamination = 0.0     # fraction of train labels flipped before labelling
-  # ADBench's realistic synthetic anomalies and noise (methods.md 1.5-1.6; ssadjax/data/).
+  # ADBench's realistic synthetic anomalies and noise (Han et al., NeurIPS 2022; docs/data.md;
+  # ssadjax/data/).
   c.data.realistic_synthetic_mode = ""  # '' | local | global | cluster | dependency
   c.data.alpha = 5.0                   # local: covariances x alpha; cluster: means x alpha
   c.data.percentage = 0.1              # global: uniform on [min (1+p), max (1+p)]
@@ -99,7 +100,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.deepsvdd.standardize = config_dict.placeholder(bool)   # PyOD's StandardScaler on the inputs
   c.deepsvdd.center_from_other_init = config_dict.placeholder(bool)  # PyOD: c from a discarded net
 
-  # PReNet (methods.md 4). None = set by the preset (ssadjax/methods/prenet.py PRESETS);
+  # PReNet (Pang et al., KDD 2023). None = set by the preset (ssadjax/methods/prenet.py PRESETS);
   # the value after "adbench:" is the default preset's.
   c.prenet = ml_collections.ConfigDict()
   c.prenet.hidden_dims = (20,)         # psi; (1000, 250, 20) = the official deeper variant
@@ -128,7 +129,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.prenet.select_best_epoch = config_dict.placeholder(bool)  # adbench: False (last epoch)
   c.prenet.score_references = config_dict.placeholder(str)  # adbench: per_point | shared
 
-  # DevNet (methods.md 3). placeholder = preset-dependent (ssadjax/methods/devnet.py
+  # DevNet (Pang et al., KDD 2019). placeholder = preset-dependent (ssadjax/methods/devnet.py
   # PRESETS: adbench | anoonly_paper); set it to override the preset.
   c.devnet = ml_collections.ConfigDict()
   c.devnet.hidden_dims = (20,)         # depth 2; (1000, 250, 20) = depth 4
@@ -150,10 +151,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.devnet.norm_epsilon = 1e-3         # Keras BatchNormalization (AnoOnly)
   c.devnet.norm_momentum = 0.99
 
-  # FEAWAD (methods.md 5); PRESETS in ssadjax/methods/feawad.py.
+  # FEAWAD (Zhou et al., TNNLS 2021); PRESETS in ssadjax/methods/feawad.py.
   c.feawad = ml_collections.ConfigDict()
   c.feawad.norm_before_head = config_dict.placeholder(bool)  # False | True (AnoOnly copy's BN)
-  c.feawad.fixed_batch = True          # ADBench/AnoOnly replay one batch (pitfall 7); False: fresh
+  c.feawad.fixed_batch = True          # ADBench/AnoOnly replay one batch (re-seeded per call); False: fresh
   # ADBench: the replayed end-to-end batch's unlabelled rows come from the replayed AE batch
   # (one re-seeded RandomState feeds both); False: drawn independently of it.
   c.feawad.replay_pretrain_rows = True
@@ -170,11 +171,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.feawad.pretrain_learning_rate = 1e-4
   c.feawad.pretrain_select_best = True
   c.feawad.adam_eps = 1e-7             # Keras Adam
-  c.feawad.residual_eps = 1e-8         # floor of ||x - x_hat|| (pitfall 9)
+  c.feawad.residual_eps = 1e-8         # floor of ||x - x_hat|| (the reference divides unguarded)
   c.feawad.norm_epsilon = 1e-3         # Keras BatchNormalization
   c.feawad.norm_momentum = 0.99
 
-  # FUN-AD (methods.md 8; ssadjax/methods/funad.py), per row instead of per image patch.
+  # FUN-AD (Im et al., WACV 2025; ssadjax/methods/funad.py), per row instead of per image patch.
   # Fully unsupervised: run with la=0 (labels, when given, are known positives).
   c.funad = ml_collections.ConfigDict()
   c.funad.adaptor_dim = 0              # 0 = input_dim (the reference: 1536 -> 1536)
@@ -201,7 +202,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.funad.score = "logit"              # logit | prob (same ranking up to float saturation)
   c.funad.knn_block = 4096             # rows per block (nearest neighbours, full-set forward)
 
-  # BGAD (methods.md 7; ssadjax/methods/bgad.py). Reference: the README MVTec command.
+  # BGAD (Yao et al., CVPR 2023; ssadjax/methods/bgad.py). Reference: the README MVTec command.
   c.bgad = ml_collections.ConfigDict()
   c.bgad.num_blocks = 8                # AllInOneBlocks per flow
   c.bgad.clamp_alpha = 1.9             # soft clamp alpha * tanh(s)
@@ -217,7 +218,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.bgad.anomalies_per_batch = 16      # labelled anomalies per batch (with replacement)
   c.bgad.learning_rate = 2e-4          # Adam
   c.bgad.lr_decay_rate = 0.1           # cosine to lr * rate**3
-  c.bgad.lr_warm = True                # linear warm-up from lr/10 (correct progress, pitfall 27)
+  c.bgad.lr_warm = True                # linear warm-up from lr/10 (correct progress; reference overshoots)
   c.bgad.lr_warm_epochs = 2            # meta-epochs
   c.bgad.meta_epochs = 25
   c.bgad.sub_epochs = config_dict.placeholder(int)  # epochs per meta-epoch (reference 8 over image chunks)
@@ -226,8 +227,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.bgad.norm_epsilon = 1e-5           # AnoOnly's inserted BatchNorm flow layer (PyTorch values)
   c.bgad.norm_momentum = 0.9
 
-  # CLAD (methods.md 9; ssadjax/methods/clad.py): conv AE + DEC pseudo-labels in init, the
-  # classifier in the main loop, ODIN score. Image datasets only; unsupervised, no AnoOnly.
+  # CLAD (Park et al., ICLR 2021 workshop; ssadjax/methods/clad.py): conv AE + DEC
+  # pseudo-labels in init, the classifier in the main loop, ODIN score. Image datasets
+  # only; unsupervised, no AnoOnly.
   c.clad = ml_collections.ConfigDict()
   c.clad.image_shape = ()              # () = from the dataset name; else (h, w, c)
   c.clad.standardize = True            # per-channel mean/std of the training rows (reference: of the normal classes)
@@ -236,7 +238,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.clad.ae_dense = 512
   c.clad.latent_dim = 10               # h (MNIST scenarios: 10)
   c.clad.ae_input_dropout = 0.1
-  c.clad.ae_sampling = False           # True: z = mu + sigma * eps everywhere, as the reference (pitfall 37)
+  c.clad.ae_sampling = False           # True: z = mu + sigma * eps everywhere, as the reference (no KL term)
   c.clad.ae_sigmoid = False            # True: sigmoid decoder output as the reference (targets are standardised)
   c.clad.ae_epochs = 100
   c.clad.ae_batch_size = 512           # capped at the number of rows
@@ -257,7 +259,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.clad.num_epochs = 100
   c.clad.temperature = 1000.0          # ODIN T
   c.clad.odin_epsilon = 1e-4           # ODIN epsilon (MNIST scenarios)
-  c.clad.odin_epsilon_scale = 50.0 * 255.0 / 79.0  # reference (pitfall 35); 1.0 = standard ODIN
+  c.clad.odin_epsilon_scale = 50.0 * 255.0 / 79.0  # the reference's ~161x; 1.0 = standard ODIN
   c.clad.odin_gradient_sign = "torch_ge"  # torch_ge (reference: gradient >= 0 -> +1, 0 included) | jnp_sign (0 -> no step)
   c.clad.score_block = 1024            # test rows per ODIN block (memory bound)
 

@@ -149,10 +149,10 @@ def feawad_loss(scores: ArrayLike, residuals: ArrayLike, semi_labels: ArrayLike,
            + y_i\big(\max(0, a - \phi_i) + \max(0, a - e_i)\big)
 
   where :math:`e_i` is the reconstruction-error term, chosen by `reconstruction_term`:
-  'normalised_residual' (the official code, ADBench and AnoOnly, methods.md pitfall 6):
+  'normalised_residual' (the official code, ADBench and AnoOnly):
   :math:`e_i = \| r_i / \|r_i\| \|_2`, which is identically 1 (a constant with zero
   gradient); 'residual' (the paper's intent): :math:`e_i = \|r_i\|_2`.
-  :math:`\|r_i\|` is guarded as :func:`safe_l2_norm` (pitfall 9: the reference divides
+  :math:`\|r_i\|` is guarded as :func:`safe_l2_norm` (the reference divides
   by it unguarded and gives NaN for an exact reconstruction).
 
   Args:
@@ -247,7 +247,7 @@ def pairwise_relation_loss(relation_scores: ArrayLike, semi_labels_left: ArrayLi
   return jnp.abs(targets - jnp.asarray(relation_scores))
 
 
-# ------------------------------------------------------------------ FUN-AD (issue 11)
+# ------------------------------------------------------------------ FUN-AD (Im et al., WACV 2025)
 
 def balanced_bce_terms(logits: ArrayLike, targets: ArrayLike, *,
                        balanced: bool = True) -> jax.Array:
@@ -259,7 +259,7 @@ def balanced_bce_terms(logits: ArrayLike, targets: ArrayLike, *,
 
   with P / N the rows whose (pseudo-)label t is 1 / 0. An empty class contributes 0 (its
   count is clamped at 1), which also covers the reference's skip of the positive term when
-  all distances are zero (methods.md pitfall 32). `balanced=False` gives the plain mean
+  all distances are zero. `balanced=False` gives the plain mean
   over the batch. The logit form is used (PyTorch's BCELoss clamps log at -100 instead,
   which only differs for saturated predictions).
 
@@ -353,7 +353,7 @@ def flow_log_likelihood(z: ArrayLike, log_det: ArrayLike, *,
 
 def safe_masked_mean(values: ArrayLike, mask: ArrayLike) -> jax.Array:
   """Mean of `values` over `mask`; 0 (value and gradient) when the mask is empty, where
-  PyTorch's mean of an empty tensor is NaN (methods.md pitfall 28)."""
+  PyTorch's mean of an empty tensor is NaN (as in BGAD's reference code)."""
   values, mask = jnp.asarray(values), jnp.asarray(mask, bool)
   total = jnp.sum(jnp.where(mask, values, 0.0))
   return total / jnp.maximum(jnp.sum(mask), 1).astype(values.dtype)
@@ -383,7 +383,7 @@ def bgad_boundaries(loglik: ArrayLike, normal_mask: ArrayLike, *, beta: float = 
 
   References:
     Yao et al., "Explicit Boundary Guided Semi-Push-Pull Contrastive Learning for
-    Supervised Anomaly Detection", CVPR 2023 (methods.md 7.3).
+    Supervised Anomaly Detection", CVPR 2023.
   """
   loglik = jax.lax.stop_gradient(jnp.asarray(loglik))
   normal_mask = jnp.asarray(normal_mask, bool)
@@ -469,7 +469,7 @@ def bgad_loss_contributions(loglik: ArrayLike, semi_labels: ArrayLike, *,
   N = unlabelled rows (normal), A = labelled anomalies, boundaries from
   :func:`bgad_boundaries` over N, w = :func:`bgad_focal_weights` or 1. A batch without
   anomalies gets the maximum-likelihood term only (the reference's normal-only chunks).
-  Empty means are 0 with zero gradients (pitfall 28). Contribution of row i is its
+  Empty means are 0 with zero gradients (the reference's are NaN). Contribution of row i is its
   term divided by the size of the set it is averaged over, so that
   `sum(contributions)` = L, and `sum` over the anomalies = :math:`\lambda L_a`.
 
@@ -504,7 +504,7 @@ def bgad_loss_contributions(loglik: ArrayLike, semi_labels: ArrayLike, *,
 
 def student_t_assignment(embeddings: ArrayLike, centers: ArrayLike, *,
                          alpha: float = 1.0) -> jax.Array:
-  r"""DEC's soft cluster assignments (Xie et al., 2016; CLAD stage 2, methods.md 9.3).
+  r"""DEC's soft cluster assignments (Xie et al., ICML 2016; CLAD's stage 2).
 
   .. math::
     q_{ij} = \frac{(1 + \|z_i - \mu_j\|^2 / \alpha)^{-(\alpha+1)/2}}

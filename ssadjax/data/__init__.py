@@ -27,7 +27,7 @@ from ssadjax.data.adbench import load_npz
 from ssadjax.data.adbench import resolve_data_dir
 from ssadjax.data import embedded
 from ssadjax.data import images
-from ssadjax.data import latent_classes  # CLAD's latent multi-class tasks (issue 12)
+from ssadjax.data import latent_classes  # CLAD's latent multi-class tasks (docs/notes.md §15)
 from ssadjax.data import noise
 from ssadjax.data import realistic
 from ssadjax.data import tfds_adbench
@@ -68,7 +68,7 @@ def load_dataset(name: str, data_dir: str | None = None, *, tfds_dir: str | None
     x, y = tfds_adbench.load_adbench_tfds(name[len(TFDS_ADBENCH_PREFIX):], manual_dir=manual,
                                           data_dir=tfds_dir)
     return validate_xy(x, y, where=name)
-  if latent_classes.is_latent_name(name):  # latent:sklearn:digits/0+3+8 (issue 12)
+  if latent_classes.is_latent_name(name):  # latent:sklearn:digits/0+3+8 (CLAD scenarios)
     return latent_classes.load_latent_task(name, tfds_dir=tfds_dir, split=image_split,
                                            download=tfds_download)
   if images.is_image_name(name):
@@ -81,6 +81,6 @@ def load_dataset(name: str, data_dir: str | None = None, *, tfds_dir: str | None
 def feature_shape(name: str) -> tuple[int, ...] | None:
   """The per-example shape of an image dataset ([h, w, c]) known from its name alone, or None
   for tabular data sets (whose width is only known once loaded)."""
-  if latent_classes.is_latent_name(name):  # issue 12
+  if latent_classes.is_latent_name(name):  # CLAD scenarios
     return latent_classes.image_shape(name)
   return images.image_shape(name)

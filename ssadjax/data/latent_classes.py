@@ -1,6 +1,6 @@
-"""Latent multi-class scenarios (CLAD, methods.md 9.1): the normal class is a union of
-several classes of an image set (a "super-category"); every image of the other classes
-is an anomaly. Numpy only.
+"""Latent multi-class scenarios (CLAD, Park et al., ICLR 2021 workshop): the normal
+class is a union of several classes of an image set (a "super-category"); every image of
+the other classes is an anomaly. Numpy only.
 
 Names (`ssadjax.data.load_dataset`, `--config.dataset=`):
   latent:sklearn:digits/0+3+8          scikit-learn's bundled 8x8 digits, offline

@@ -1,4 +1,4 @@
-"""ADBench's data corruptions (methods.md 1.6), numpy only, driven by an explicit Generator.
+"""ADBench's data corruptions (Han et al., NeurIPS 2022), numpy only, driven by an explicit Generator.
 
 * `duplicated_anomalies`: after the split, on train and test separately; the anomalies are
   REPLACED by `int(n_a * duplicate_times)` draws with replacement from them (so some original

@@ -1,6 +1,6 @@
 """The ADBench data protocol (ADBench `DataGenerator`, with AnoOnly's `normal_clean`), numpy only.
 
-Order of operations (methods.md 1.3; it fixes what the random stream is spent on):
+Order of operations (ADBench's; it fixes what the random stream is spent on):
 
   (a) resample: n < upsample_threshold -> upsample_threshold rows drawn with replacement;
       n > downsample_threshold -> downsample_threshold rows drawn without replacement;

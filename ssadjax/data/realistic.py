@@ -1,4 +1,4 @@
-"""ADBench's realistic synthetic anomalies (methods.md 1.5), `realistic_synthetic_mode`.
+"""ADBench's realistic synthetic anomalies (Han et al., NeurIPS 2022), `realistic_synthetic_mode`.
 
 The real rows are replaced by synthetic ones: a generative model is fitted to the NORMAL
 rows only, then n_normal synthetic normals and n_anomaly synthetic anomalies are drawn

@@ -1,5 +1,5 @@
 """BGAD (Yao et al., CVPR 2023): flow log-likelihoods with the boundary-guided
-semi-push-pull loss (methods.md 7), on any vector features.
+semi-push-pull loss, on any vector features.
 
 For vector data (ADBench tabular rows, ResNet-18 MVTec-AD embeddings: image-level
 detection) the flow is unconditional over the whole feature vector; the patch pipeline
@@ -21,10 +21,11 @@ with positional conditioning lives in `ssadjax.models.bgad.PatchFlows`.
   the unlabelled rows only (run inside `init`, like Deep SAD's pretraining), the rest
   run the full loss in the engine. Adam 2e-4, cosine over meta-epochs to lr * 0.1^3,
   linear warm-up over the first `lr_warm_epochs` meta-epochs from lr/10, with the
-  correct warm-up progress (the reference's overshoots: pitfall 27).
+  correct warm-up progress (the reference's overshoots: it counts loaders, not batches).
 * Score: the negative per-dimension log-likelihood (higher = more anomalous), per row,
-  with no test-set normalisation (pitfall 29). The last epoch's model is scored: no
-  test-set model selection (pitfall 26).
+  with no test-set normalisation (the reference subtracts the test-set maximum). The last
+  epoch's model is scored: no test-set model selection (the reference reports the best
+  epoch's test AUROC).
 
 AnoOnly (`insert_norm=True`, `cfg.anomaly_only`): an affine-free BatchNorm flow layer is
 put in front of the blocks (its log-determinant is part of the likelihood), the loss is

@@ -1,4 +1,4 @@
-"""CLAD (Park, Moon, Ahn, Sohn, ICLR 2021 workshop; methods.md 9): self-labelling by
+"""CLAD (Park, Moon, Ahn, Sohn, ICLR 2021 workshop): self-labelling by
 clustering, a confidence classifier on the pseudo-labels, ODIN confidence as normality.
 
 For a normal class that is a union of latent sub-classes (digits {0, 3, 8}), the
@@ -35,15 +35,16 @@ confidence classifier on anomalies alone (with pseudo-labels of normal sub-class
 which inverts what the confidence score measures; and with la = 0 there is nothing to
 keep. See docs/notes.md §15.
 
-Pitfalls (methods.md 12): 34 (AUROC < 0.5 flipped to 1 - AUROC) is not reproduced: the
-project's metrics are never flipped. 35: `odin_epsilon_scale` defaults to the reference's
-50 * 255 / 79 (so epsilon means what it means in the run scripts); 1.0 gives standard
-ODIN. 37: `ae_sampling=False` (default) uses the deterministic features mu everywhere;
-True samples z = mu + sigma * eps (no KL, sigma unconstrained) in pretraining, DEC,
-K-means features and pseudo-labelling, as the reference; `ae_sigmoid=False` (default)
-gives the decoder a linear output because its targets are standardised (can be
-negative), True is the reference's sigmoid. 38 does not arise: no training accuracy is
-computed, and scoring always uses eval mode (or the policy's test-batch statistics).
+Reference-code oddities (the CLAD repository): its flip of AUROC < 0.5 to 1 - AUROC is
+not reproduced: the project's metrics are never flipped. `odin_epsilon_scale` defaults to
+the reference's 50 * 255 / 79 (so epsilon means what it means in the run scripts); 1.0
+gives standard ODIN. Its "VAE" has no KL term: `ae_sampling=False` (default) uses the
+deterministic features mu everywhere; True samples z = mu + sigma * eps (no KL, sigma
+unconstrained) in pretraining, DEC, K-means features and pseudo-labelling, as the
+reference; `ae_sigmoid=False` (default) gives the decoder a linear output because its
+targets are standardised (can be negative), True is the reference's sigmoid. Its
+train-mode training-accuracy pass does not arise: no training accuracy is computed, and
+scoring always uses eval mode (or the policy's test-batch statistics).
 """
 
 import functools
@@ -59,7 +60,7 @@ from ssadjax.methods import base
 from ssadjax.models import clad as models
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
-ODIN_REFERENCE_SCALE = 50.0 * 255.0 / 79.0  # pitfall 35: ~161.4
+ODIN_REFERENCE_SCALE = 50.0 * 255.0 / 79.0  # the reference's ODIN step scale, ~161.4
 LABELLED_ANOMALIES = ("exclude", "ignore")
 
 

@@ -1,6 +1,6 @@
 """Deep SAD (Ruff et al., ICLR 2020) and Deep SVDD (Ruff et al., ICML 2018).
 
-As implemented by ADBench / AnoOnly (methods.md 2.3): bias-free MLP with affine-free
+As implemented by ADBench / AnoOnly: bias-free MLP with affine-free
 BatchNorm, Adam with L2 added to the gradient, centre c from an eval-mode pass with the
 eps trick, score ||phi(x) - c||^2. Deep SVDD is Deep SAD trained without labels.
 
@@ -111,7 +111,7 @@ def center_eps_trick(center: jax.Array, eps: float) -> jax.Array:
 
 
 def pretrain_autoencoder(ae, ae_variables, data, key, *, epochs, batch_size, optimizer):
-  """Trains the autoencoder on all training rows with the MSE of methods.md 2.2 and
+  """Trains the autoencoder on all training rows with Deep SAD's reconstruction MSE and
   returns its variables (the encoder's under 'encoder')."""
   sampler = base.shuffled_sampler(batch_size)
   steps_per_epoch = data.x.shape[0] // batch_size

@@ -1,6 +1,6 @@
 """DevNet (Pang, Shen, van den Hengel, KDD 2019) as ADBench and the AnoOnly copy run it.
 
-methods.md 3: a small MLP scorer phi, the deviation loss against a N(0, 1) reference
+A small MLP scorer phi, the deviation loss against a N(0, 1) reference
 (5000 draws made once per model, kept in `extras`), balanced batches that alternate
 unlabelled rows (even positions) and labelled anomalies (odd positions), both drawn
 uniformly with replacement, Keras L2 0.01 on the hidden kernels (added to the loss, so

@@ -1,6 +1,6 @@
 """FEAWAD (Zhou et al., TNNLS 2021) as the official code, ADBench and AnoOnly run it.
 
-methods.md 5: two stages, both inside the compiled program.
+Two stages, both inside the compiled program.
 1. `init` pretrains the autoencoder on unlabelled rows only (MSE, Adam 1e-4,
    100 epochs x 20 steps x 512 rows drawn with replacement) and keeps the epoch with
    the lowest mean loss (Keras ModelCheckpoint on the AE).
@@ -10,10 +10,10 @@ methods.md 5: two stages, both inside the compiled program.
 Keras' Adam has epsilon 1e-7 (`adam_eps`).
 
 Reference-behaviour switches (docs/notes.md §10):
-* `reconstruction_term='normalised_residual'` (default, pitfall 6): the loss's
+* `reconstruction_term='normalised_residual'` (default): the loss's
   reconstruction error is ||r / ||r|| || = 1, a constant, as in every reference;
   'residual' uses the real ||x - x_hat||.
-* `fixed_batch=True` (default, pitfall 7): ADBench re-seeds its generator inside every
+* `fixed_batch=True` (default): ADBench re-seeds its generator inside every
   batch call, so every AE step sees one identical batch and every end-to-end step
   another; False draws fresh batches as the official FEAWAD. The fixed batches are
   drawn once per seed from the extras key; the end-to-end one is kept in `extras`
@@ -25,7 +25,7 @@ Reference-behaviour switches (docs/notes.md §10):
   unlabelled row the score generator trains on is one the autoencoder was fitted to
   (small reconstruction error), against 10-55 % of them for independent draws. False
   draws them independently of the autoencoder batch.
-* `norm_before_head` (preset: adbench False, anoonly_paper True, pitfall 8): the AnoOnly
+* `norm_before_head` (preset: adbench False, anoonly_paper True): the AnoOnly
   copy's BatchNorm before the score layer, in its baseline too; AnoOnly
   (`insert_norm=True`) always has it.
 """

@@ -1,7 +1,7 @@
 """FUN-AD (Im, Son, Hong, WACV 2025): fully unsupervised AD on noisy training data.
 
-methods.md 8, applied to tabular rows: one row plays the role of one image patch (the
-image score "max over 784 patches" becomes the row's own score). Every training step:
+The paper's method, applied to tabular rows: one row plays the role of one image patch
+(the image score "max over 784 patches" becomes the row's own score). Every training step:
 
 1. IRMB pseudo-labelling (no gradient). All training rows go through the current model;
    their scores are min-max normalised over the training set; rows below
@@ -39,8 +39,9 @@ pseudo-label 1 and never in the memory bank. AnoOnly has no meaningful FUN-AD va
 (no BatchNorm to carry the unlabelled rows, and with la = 0 there is nothing to keep):
 `methods.build` refuses anomaly_only=True with the reason (methods.NO_ANOONLY).
 
-Not reproduced: test-set model selection (pitfall 30; we score the last epoch), Perlin
-synthetic anomalies (image-only), the symmetric-KL smoothness variant.
+Not reproduced: test-set model selection (the reference keeps the best-test-AUROC epoch;
+we score the last epoch), Perlin synthetic anomalies (image-only), the symmetric-KL
+smoothness variant.
 """
 
 import jax
@@ -174,7 +175,7 @@ def bank_distances(batch_features: jax.Array, bank_features: jax.Array,
                    bank_member: jax.Array, *, batch_index: jax.Array | None = None,
                    self_match: str = "threshold", zero_threshold: float = 0.01,
                    block: int = 1024) -> jax.Array:
-  """Distance of each batch row to the memory bank (methods.md 8.3 step 3).
+  """Distance of each batch row to the memory bank (FUN-AD's IRMB pseudo-labelling).
 
   'threshold' (reference): squared distances to the 2 nearest bank entries, values
   below `zero_threshold` set to 0; the second is used when the first is 0 (the row's own

@@ -1,7 +1,7 @@
 """PReNet (Pang et al., "Deep Weakly-supervised Anomaly Detection", KDD 2023).
 
 A pairwise relation network phi(x_i, x_j) regresses ordinal targets: (a, a) -> 8,
-(a, u) -> 4, (u, u) -> 0 (methods.md 4). Three references disagree; the presets pick:
+(a, u) -> 4, (u, u) -> 0. Three references disagree; the presets pick:
 
 * 'adbench' (default; ADBench's PyTorch port): (a, u) orientation, anomaly on the left;
   every draw with replacement; RMSprop (alpha 0.99, eps 1e-8) lr 1e-3 with PyTorch

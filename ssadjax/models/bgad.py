@@ -1,4 +1,4 @@
-"""BGAD's normalising flow (Yao et al., CVPR 2023; methods.md 7.1) and its patch pipeline.
+"""BGAD's normalising flow (Yao et al., CVPR 2023) and its patch pipeline.
 
 The flow is a stack of FrEIA `AllInOneBlock`-style blocks, each, for e in R^C:
 
@@ -284,9 +284,9 @@ def patch_rotations(key, feature_dims: Sequence[int], num_blocks: int):
 
 def anomaly_map(logliks: Sequence[jax.Array], out_hw: tuple[int, int]) -> jax.Array:
   """`[n, H, W]` anomaly map: the per-level negative log-likelihoods, bilinearly
-  resized to `out_hw` and summed. Unlike the reference (methods.md 7.5, pitfall 29) no
-  test-set statistic enters, so one image can be scored on its own; an image's score
-  is the maximum of its map."""
+  resized to `out_hw` and summed. Unlike the reference (which subtracts the test-set
+  maximum) no test-set statistic enters, so one image can be scored on its own; an
+  image's score is the maximum of its map."""
   n = logliks[0].shape[0]
   total = jnp.zeros((n,) + tuple(out_hw), jnp.float32)
   for ll in logliks:

@@ -1,4 +1,4 @@
-"""CLAD's networks (Park et al., 2021; methods.md 9): the convolutional autoencoder of
+"""CLAD's networks (Park et al., ICLR 2021 workshop): the convolutional autoencoder of
 stage 1 and the confidence classifiers of stage 3 (a small CNN, or torchvision's ResNet-18).
 
 Inputs arrive flattened ([B, h*w*c], the engine's 2-D convention) or as images

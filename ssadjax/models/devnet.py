@@ -1,4 +1,4 @@
-"""DevNet's scoring network (Pang et al., KDD 2019; methods.md 3).
+"""DevNet's scoring network (Pang et al., KDD 2019).
 
 x -> [Dense(w, ReLU)] per hidden layer -> [Norm] -> Dense(1) = phi(x).
 Depth 2 (the default, hidden_dims=(20,)) and depth 4 (hidden_dims=(1000, 250, 20)).

@@ -1,4 +1,4 @@
-"""FEAWAD's autoencoder and score generator (Zhou et al., TNNLS 2021; methods.md 5.1).
+"""FEAWAD's autoencoder and score generator (Zhou et al., TNNLS 2021).
 
 Autoencoder: x -> Dense(d) -> Dense(128) -> Dense(64) = h -> Dense(128) -> Dense(d) = x_hat,
 ReLU everywhere including the reconstruction (which is therefore non-negative).
@@ -7,11 +7,10 @@ Score generator: z -> Dense(256, ReLU) -> concat e -> Dense(32, ReLU) -> concat 
 -> [Norm] -> Dense(1) = phi(x).
 
 Initialisation: the reference builds every Dense with kernel_initializer='glorot_normal'
-and use_bias=True, leaving Keras' default bias_initializer='zeros'; methods.md's
-"Glorot-normal kernels and biases" therefore reads as "kernels Glorot-normal, biases
-present (zero-initialised)". Keras' glorot_normal is a normal truncated at 2 std and
-rescaled so the variance is still 2 / (fan_in + fan_out): variance_scaling(1, fan_avg,
-truncated_normal) in Flax.
+and use_bias=True, leaving Keras' default bias_initializer='zeros': kernels
+Glorot-normal, biases present but zero-initialised. Keras' glorot_normal is a normal
+truncated at 2 std and rescaled so the variance is still 2 / (fan_in + fan_out):
+variance_scaling(1, fan_avg, truncated_normal) in Flax.
 
 `norm_before_head` puts a BatchNorm (Keras defaults: momentum 0.99, epsilon 1e-3,
 affine) on the 33-dim [ReLU(Dense32); e] right before the score layer, where the AnoOnly
@@ -20,9 +19,9 @@ counts the score generator's two hidden layers: 'last_hidden' is that norm befor
 score layer (baseline included), 'all_hidden' adds one after ReLU(Dense256), 'none'
 removes both; the autoencoder never carries a norm (it is pretrained without one).
 
-The normalised residual divides by max(||r||, eps) (methods.md pitfall 9: the reference
-divides unguarded and gives NaN for an exact reconstruction); with eps = 1e-8 nothing
-changes unless ||r|| < 1e-8.
+The normalised residual divides by max(||r||, eps) (the reference divides unguarded and
+gives NaN for an exact reconstruction); with eps = 1e-8 nothing changes unless
+||r|| < 1e-8.
 """
 
 import flax.linen as nn

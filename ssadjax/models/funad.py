@@ -1,4 +1,4 @@
-"""FUN-AD's "localnet" (methods.md 8.2), applied per row instead of per image patch.
+"""FUN-AD's "localnet" (Im et al., WACV 2025), applied per row instead of per image patch.
 
   adaptor:       Dense(d -> adaptor_dim) -> LeakyReLU(0.2)                 -> f
   discriminator: Dense(f -> 1024) -> LeakyReLU(0.2) -> Dense(1024 -> 128)

@@ -1,4 +1,4 @@
-"""The LeNet-type image encoders of Deep SAD (Ruff et al., ICLR 2020; methods.md 2.2).
+"""The LeNet-type image encoders of Deep SAD (Ruff et al., ICLR 2020).
 
 Per block: Conv 5x5 (padding 2, no bias) -> Norm (eps 1e-4, no affine) -> LeakyReLU(0.01)
 -> 2x2 max-pool; then flatten -> Dense(rep_dim, no bias).

@@ -1,4 +1,4 @@
-"""The MLP encoder/decoder of Deep SAD as used by ADBench and AnoOnly (methods.md 2.3).
+"""The MLP encoder/decoder of Deep SAD as used by ADBench and AnoOnly.
 
 x -> [Dense(no bias) -> Norm(eps 1e-4, no affine) -> LeakyReLU(0.01)] per hidden layer
   -> Dense(rep_dim, no bias). Bias-free layers keep Deep SVDD from collapsing onto c.

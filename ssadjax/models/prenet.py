@@ -1,4 +1,4 @@
-"""PReNet's pairwise relation network (Pang et al., KDD 2023; methods.md 4).
+"""PReNet's pairwise relation network (Pang et al., KDD 2023).
 
     psi: x -> [Dense(h) -> ReLU] per hidden layer (20, or 1000-250-20 for the deeper
          variant) [-> Norm when AnoOnly inserts one]
@@ -9,7 +9,7 @@ reference's initialisation: 'torch' (ADBench / AnoOnly: U(+-1/sqrt(fan_in)) for 
 and biases, nn.Linear's default) or 'keras' (official code: Glorot-uniform kernels, zero
 biases).
 
-BatchNorm and the two sides of a pair (methods.md pitfall 18): the AnoOnly reference calls
+BatchNorm and the two sides of a pair: the AnoOnly reference calls
 psi on the left batch and then on the right batch, so each side is normalised with its own
 batch statistics and the running statistics are updated twice per step, left first. Linen
 reproduces this when the same `Norm` is called twice inside one `apply` with
