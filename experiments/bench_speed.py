@@ -387,7 +387,12 @@ TABLE_RUNS = {
     **{f"cell_{m}": ["--config=experiments/configs/adbench.py", "--config.dataset=6_cardio",
                      "--config.num_seeds=3", f"--config.method={m}"]
        for m in ("devnet", "prenet", "feawad")},
+    # train.compile=fast: LLVM at -O0, about half the compile time, slower FLOP-bound steps
+    "cell_fast": ["--config=experiments/configs/adbench.py", "--config.dataset=6_cardio",
+                  "--config.num_seeds=3", "--config.train.compile=fast"],
     "quick": ["--config=experiments/configs/adbench_table.py:quick"],
+    "quick_fast": ["--config=experiments/configs/adbench_table.py:quick",
+                   "--config.train.compile=fast"],
     "adbench_table": ["--config=experiments/configs/adbench_table.py"],
     "adbench_table_exact": ["--config=experiments/configs/adbench_table.py",
                             "--config.train.buckets=exact"],
@@ -402,6 +407,8 @@ TABLE_RUNS = {
                            "38_thyroid", "40_vowels", "42_WBC", "45_wine", "47_yeast",
                            "4_breastw", "6_cardio", "7_Cardiotocography"))],
 }
+TABLE_RUNS["cell_feawad_fast"] = TABLE_RUNS["cell_feawad"] + ["--config.train.compile=fast"]
+TABLE_RUNS["table_16_files_fast"] = TABLE_RUNS["table_16_files"] + ["--config.train.compile=fast"]
 TIMING_FIELDS = ("run", "implementation", "cache", "wall_seconds", "programs_compiled",
                  "compile_seconds", "cells", "load", "command")
 _PROGRAMS_LINE = re.compile(r"programs: (\d+) compiled.*?; ([\d.]+) s compiling")

@@ -273,6 +273,10 @@ def get_config() -> ml_collections.ConfigDict:
   # FEAWAD) are padded to powers of two (rows >= 1024, features >= 8) and share one
   # program per bucket; 'exact' pads nothing (one program per data shape).
   c.train.buckets = "pow2"             # pow2 | exact
+  # optimized: XLA's default code generation; fast: LLVM at -O0 (xla_backend_optimization_level
+  # 0), about half the compile time and slower steps where FLOPs dominate (docs/speed.md):
+  # for grids of small cells. Results may differ from 'optimized' in the last float bits.
+  c.train.compile = "optimized"        # optimized | fast
 
   c.parallel = ml_collections.ConfigDict()
   c.parallel.data = config_dict.placeholder(int)  # devices on the 'data' axis; None: all

@@ -256,9 +256,16 @@ def _layout_key(layout):
   return (mesh.axis_names, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
 
 
-def _compiled(key, lower: Callable[[], Any]):
+# `compile_effort` of fit / fit_and_score / score: XLA options per program.
+COMPILE_OPTIONS = {"optimized": {}, "fast": {"xla_backend_optimization_level": 0}}
+
+
+def _compiled(key, lower: Callable[[], Any], effort: str = "optimized"):
   """The compiled program for `key`, from `lower().compile()` on a miss; returns
   (program, seconds spent compiling here)."""
+  options = COMPILE_OPTIONS[effort]
+  if options:
+    key = (*key, effort)
   program = _PROGRAMS.get(key)
   if program is not None:
     program_stats["hits"] += 1
@@ -271,7 +278,7 @@ def _compiled(key, lower: Callable[[], Any]):
   program = program_cache.load(key) if stable else None
   if program is None:
     jax_cache_hits = program_cache.jax_cache_hits()
-    program = lower().compile()
+    program = lower().compile(options or None)
     program_stats["compiles"] += 1
     # An executable that JAX loaded from its own persistent cache does not re-serialise
     # whole on XLA:CPU (a later process fails with "Function ... not found"): only
@@ -319,6 +326,8 @@ def fit_and_score(method: Method, data: TrainData, seeds: list[int], x, *,
   (`norm.eval_stats='recomputed'`, as `recompute_batch_stats`); the returned state keeps
   the trained ones. `learning_rates` (one per run, or None = the method's) needs
   `method.learning_rate`: each run trains at its own rate in the same program.
+  `compile_effort`: 'optimized' (XLA's default) or 'fast' (LLVM at -O0: about half the
+  compile time, slower steps where FLOPs dominate).
 
   Every `chunk_epochs` epochs the host logs, calls `on_chunk_end(epoch, metrics)` with
   per-seed per-epoch metrics, and saves a checkpoint. With `checkpoint_dir` pointing at
@@ -378,9 +387,13 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
            on_divergence: str = "stop",
            on_chunk_end: Callable[[int, dict], None] | None = None,
            program_key=None, run_names: list[str] | None = None,
-           recompute_stats: bool = False, learning_rates=None):
+           recompute_stats: bool = False, learning_rates=None,
+           compile_effort: str = "optimized"):
   if chunk_epochs < 1:
     raise ValueError(f"chunk_epochs={chunk_epochs} must be >= 1")
+  if compile_effort not in COMPILE_OPTIONS:
+    raise ValueError(f"compile_effort={compile_effort!r}; expected one of "
+                     f"{' | '.join(COMPILE_OPTIONS)}")
   lr_scales = None
   if learning_rates is not None:
     if not method.learning_rate:
@@ -451,7 +464,8 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
   flags = (np.int32(length), np.bool_(True), np.bool_(False))
   program, compile_seconds = _compiled(
       (key, "train", length, recompute_stats, _avals_key(seeds_array, data, x, lr_scales)),
-      lambda: program_fn.lower(abstract(), seeds_array, data, x, lr_scales, *flags))
+      lambda: program_fn.lower(abstract(), seeds_array, data, x, lr_scales, *flags),
+      compile_effort)
   abstract_state = program.out_info[0]  # the state's shapes, without tracing again
   if layout is not None:
     abstract_state = jax.tree.map(

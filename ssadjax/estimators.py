@@ -322,16 +322,19 @@ class BaseDetector:
       self.method_ = methods.build(config, x.shape[1], x.shape[0])
       data = engine.stack_data([methods.make_train_data(x, semi)])
       layout = parallel.make_layout(data=1)
-      self.state_, self.timing_ = engine.fit(self.method_, data, [config.seed],
-                                             chunk_epochs=config.train.chunk_epochs,
-                                             layout=layout)
-      if config.norm.eval_stats == "recomputed":  # as the experiment runner does
+      recompute = config.norm.eval_stats == "recomputed"  # as the experiment runner does
+      # One program trains and scores the training rows (PyOD's decision_scores_).
+      self.state_, train_scores, self.timing_ = engine.fit_and_score(
+          self.method_, data, [config.seed], x[None], recompute_stats=recompute,
+          chunk_epochs=config.train.chunk_epochs, layout=layout,
+          compile_effort=config.train.compile)
+      if recompute:  # the statistics later scoring uses
         self.state_ = engine.recompute_batch_stats(self.method_, self.state_, data,
                                                    layout=layout)
       self.n_features_in_ = x.shape[1]
       self.num_train_ = x.shape[0]
       self.num_labelled_ = int(semi.sum())
-      self._set_training_scores(self._score(x))
+      self._set_training_scores(train_scores[0])
       log.info("%s fitted on %d rows x %d features (%d labelled anomalies): %d steps, "
                "%.1fs (compiling %.1fs)", type(self).__name__, x.shape[0], x.shape[1],
                self.num_labelled_, self.timing_["steps"], time.perf_counter() - t0,

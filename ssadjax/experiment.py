@@ -323,6 +323,7 @@ def _run_group(cells: list[_Cell], root: pathlib.Path, on_chunk_end=None) -> lis
   # One program per group: it initialises, trains every chunk and scores the test rows.
   state, scores, timing = engine.fit_and_score(
       method, stacked, seeds, x_test, learning_rates=rates,
+      compile_effort=config.train.compile,
       recompute_stats=first.method_config.norm.eval_stats == "recomputed",
       chunk_epochs=config.train.chunk_epochs,
       checkpoint_dir=ckpt_dir, max_to_keep=config.checkpoint.max_to_keep, layout=layout,

@@ -47,6 +47,7 @@ PLACEMENTS = {"funad": ("reference", "none"), "bgad": ("reference",)}
 
 ON_DIVERGENCE = ("stop", "continue")
 BUCKETS = ("pow2", "exact")
+COMPILE = ("optimized", "fast")
 
 
 def check_hparams(cfg, section_name: str) -> None:
@@ -93,6 +94,8 @@ def check_config(config) -> None:
                      "stop | continue")
   if config.train.buckets not in BUCKETS:
     raise ValueError(f"train.buckets={config.train.buckets!r}; expected pow2 | exact")
+  if config.train.compile not in COMPILE:
+    raise ValueError(f"train.compile={config.train.compile!r}; expected optimized | fast")
 
 
 def seeds(config) -> list[int]:

@@ -7,6 +7,7 @@ gives every cell the files of a single run.
 """
 
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -169,6 +170,12 @@ def test_pow2_equals_exact_when_the_cell_is_its_own_bucket(tmp_path, adbench_dir
 def test_unknown_bucket_policy_is_a_clear_error(tmp_path):
   with pytest.raises(ValueError, match="buckets"):
     experiment.run_single(tiny_config(**{"train.buckets": "fast"}), tmp_path)
+  assert not (tmp_path / "results.json").exists()
+
+
+def test_unknown_compile_effort_is_a_clear_error(tmp_path):
+  with pytest.raises(ValueError, match=re.escape("train.compile='quick'; expected optimized | fast")):
+    experiment.run_single(tiny_config(**{"train.compile": "quick"}), tmp_path)
   assert not (tmp_path / "results.json").exists()
 
 

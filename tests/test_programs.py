@@ -2,6 +2,8 @@
 with `fit_and_score`), no recompilation for a refit, a config-keyed program shared between Method objects, the on-disk executable
 cache, and float32 throughout."""
 
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -141,3 +143,20 @@ def test_fit_and_score_resumed_at_the_last_epoch_scores_without_training(tmp_pat
       on_chunk_end=lambda e, m: chunks.append(e))
   assert timing["resumed_from_epoch"] == 2 and chunks == []
   np.testing.assert_array_equal(again, first)
+
+
+def test_fast_compile_is_its_own_program_and_trains_the_same_model():
+  """compile_effort='fast' (LLVM -O0) is keyed apart from the default program; on this
+  small MLP the scores agree to float rounding."""
+  x, _, semi = blobs()
+  config = tiny_config(**{"deepsad.num_epochs": 2})
+  method = methods.build(config, x.shape[1], x.shape[0])
+  data = engine.stack_data([methods.make_train_data(x, semi)])
+  _, optimized, _ = engine.fit_and_score(method, data, [0], x[None], chunk_epochs=2)
+  before = engine.program_stats["compiles"]
+  _, fast, _ = engine.fit_and_score(method, data, [0], x[None], chunk_epochs=2,
+                                    compile_effort="fast")
+  assert engine.program_stats["compiles"] - before == 1
+  np.testing.assert_allclose(fast, optimized, rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match=re.escape("compile_effort='slow'; expected one of optimized | fast")):
+    engine.fit(method, data, [0], compile_effort="slow")
