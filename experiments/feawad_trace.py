@@ -167,7 +167,7 @@ def ours_side(split_path: str, trace_path: str, dataset: str, la: float,
       params = {**head, "autoencoder": ae_params}
       extras = {**extras, "fixed_x": fixed_x, "fixed_semi_labels": fixed_labels}
       return {**variables, "params": params}, extras
-    traced = dataclasses.replace(method, init=init)
+    traced = dataclasses.replace(method, init=init, stages=())  # pretrained above
     losses = []
     state, _ = engine.fit(traced, engine.stack_data([data]), [seed],
                           chunk_epochs=method.num_epochs,

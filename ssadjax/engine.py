@@ -6,6 +6,7 @@ A whole chunk of epochs for every seed of a group is one compiled call; the host
 only dispatches chunks, logs, saves and reports.
 """
 
+import functools
 import time
 from typing import Any, Callable
 
@@ -37,6 +38,9 @@ class TrainState(flax.struct.PyTreeNode):
   # {'loss', 'params', 'batch_stats'} of the best epoch so far, for methods that select
   # their final model by training loss; {} otherwise.
   best: Any = flax.struct.field(default_factory=dict)
+  # One {'epoch', 'state'} per `Method.stages` entry: the stage's epochs done and its own
+  # state (see `base.Stage`); () for a method without stages.
+  stages: Any = flax.struct.field(default_factory=tuple)
 
   def final_variables(self) -> tuple[Any, Any]:
     """(params, batch_stats) used for scoring."""
@@ -58,8 +62,59 @@ def create_train_state(method: Method, init_key, extras_key, data: TrainData) ->
   batch_stats = variables.get("batch_stats", {})
   best = ({"loss": jnp.array(jnp.inf, jnp.float32), "params": params,
            "batch_stats": batch_stats} if method.select_best_epoch else {})
+  stages = tuple({"epoch": jnp.zeros((), jnp.int32),
+                  "state": stage.init(variables, extras, extras_key, data)}
+                 for stage in method.stages)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                    opt_state=method.optimizer.init(params), extras=extras, best=best)
+                    opt_state=method.optimizer.init(params), extras=extras, best=best,
+                    stages=stages)
+
+
+def run_stage_epochs(method: Method, index: int, num_epochs: int, state: TrainState,
+                     data: TrainData, active_epochs) -> tuple[TrainState, dict]:
+  """`num_epochs` slots of `method.stages[index]`, the first `active_epochs` of which
+  train (as `run_epochs`); per-epoch metrics with `run_epochs`' keys."""
+  stage = method.stages[index]
+
+  def epoch_body(state):
+    done = state.stages[index]
+    stage_state, loss = stage.epoch(done["state"], done["epoch"], state.extras, data)
+    variables, extras = stage.result(make_variables(state.params, state.batch_stats),
+                                     state.extras, stage_state)
+    params, batch_stats = variables["params"], variables.get("batch_stats", {})
+    stages = list(state.stages)
+    stages[index] = {"epoch": done["epoch"] + 1, "state": stage_state}
+    best = state.best
+    if best:  # the main stage's best epoch starts from the stage's result
+      best = {**best, "params": params, "batch_stats": batch_stats}
+    finite = jnp.isfinite(loss)
+    return state.replace(params=params, batch_stats=batch_stats, extras=extras,
+                         stages=tuple(stages), best=best), {
+        "loss": loss.astype(jnp.float32), "updated": jnp.ones((), jnp.float32),
+        "finite": finite.astype(jnp.float32),
+        "first_bad_step": jnp.where(finite, -1, done["epoch"] * stage.steps_per_epoch
+                                    ).astype(jnp.int32)}
+
+  def slot(state, e):
+    return jax.lax.cond(e < active_epochs, epoch_body, _skipped_epoch, state)
+
+  return jax.lax.scan(slot, state, jnp.arange(num_epochs, dtype=jnp.int32))
+
+
+def initialise(method: Method, init_key, extras_key, data: TrainData) -> TrainState:
+  """One run's state with every stage before the main one trained to its end, in one
+  traced function (no chunks, checkpoints or progress): for callers outside the fused
+  program (host-fed training, inspection)."""
+  state = create_train_state(method, init_key, extras_key, data)
+  for i, stage in enumerate(method.stages):
+    state, _ = run_stage_epochs(method, i, stage.num_epochs, state, data, stage.num_epochs)
+  return state
+
+
+def _skipped_epoch(state):
+  zero = jnp.zeros((), jnp.float32)
+  return state, {"loss": zero, "updated": zero, "finite": zero,
+                 "first_bad_step": jnp.array(-1, jnp.int32)}
 
 
 def train_step(method: Method, state: TrainState, batch: dict, key,
@@ -160,13 +215,9 @@ def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
   if active_epochs is None:
     return jax.lax.scan(epoch_body, state, None, length=num_epochs)
 
-  def skipped(state):
-    zero = jnp.zeros((), jnp.float32)
-    return state, {"loss": zero, "updated": zero, "finite": zero,
-                   "first_bad_step": jnp.array(-1, jnp.int32)}
-
   def slot(state, e):
-    return jax.lax.cond(e < active_epochs, lambda st: epoch_body(st, None), skipped, state)
+    return jax.lax.cond(e < active_epochs, lambda st: epoch_body(st, None), _skipped_epoch,
+                        state)
 
   return jax.lax.scan(slot, state, jnp.arange(num_epochs, dtype=jnp.int32))
 
@@ -424,17 +475,42 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
     return create_train_state(method, init_key, extras_key, d)
 
   init_all = jax.jit(_vmap(init_one, layout))
-  total_epochs = method.num_epochs
+  # The phases, in order: every `Method.stages` entry, then the main stage. Epochs are
+  # counted over all of them (checkpoints, resume); a chunk never crosses a phase.
+  phases = [(s.name, s.num_epochs, s.steps_per_epoch) for s in method.stages]
+  phases.append(("train", method.num_epochs, method.steps_per_epoch))
+  total_epochs = sum(p[1] for p in phases)
+  total_steps = sum(p[1] * p[2] for p in phases)
   # One program of `length` epoch slots serves every chunk; a shorter last chunk skips
   # its extra slots (`active`, an unbatched runtime scalar), so it does not recompile.
-  length = min(chunk_epochs, total_epochs)
+  length = max(1, min(chunk_epochs, max(p[1] for p in phases)))
 
-  def one(state, seed, d, x_run, lr_scale, active, fresh, final):
-    # `fresh` and `final` are unbatched runtime flags: lax.cond stays a real branch, so
-    # a later chunk does not initialise and only the last one scores.
+  def phase_at(epoch: int) -> tuple[int, int]:
+    """(phase index, epochs done in it) at a global epoch count."""
+    for i, (_, num, _) in enumerate(phases):
+      if epoch < num or i == len(phases) - 1:
+        return i, epoch
+      epoch -= num
+    raise AssertionError
+
+  def steps_done(epoch: int) -> int:
+    p, e = phase_at(epoch)
+    return sum(n * s for _, n, s in phases[:p]) + e * phases[p][2]
+
+  def one(state, seed, d, x_run, lr_scale, active, fresh, final, phase):
+    # `fresh`, `final` and `phase` are unbatched runtime values: lax.cond / switch stay
+    # real branches, so a later chunk does not initialise, only the last one scores, and
+    # a chunk runs the epochs of its phase only.
     state = jax.lax.cond(fresh, lambda st: init_one(seed, d), lambda st: st, state)
-    state, metrics = run_epochs(method, length, state, seed, d, layout, active_epochs=active,
-                                lr_scale=lr_scale)
+    main = lambda st: run_epochs(method, length, st, seed, d, layout, active_epochs=active,
+                                 lr_scale=lr_scale)
+    if phase is None:
+      state, metrics = main(state)
+    else:
+      branches = [functools.partial(run_stage_epochs, method, i, length, data=d,
+                                    active_epochs=active)
+                  for i in range(len(method.stages))]
+      state, metrics = jax.lax.switch(phase, branches + [main], state)
     if x_run is None:
       return state, metrics, None
 
@@ -449,7 +525,7 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
 
   per_run = lambda a: None if a is None else 0
   program_fn = jax.jit(_vmap(one, layout, in_axes=(0, 0, 0, per_run(x), per_run(lr_scales),
-                                                    None, None, None)),
+                                                    None, None, None, None)),
                        donate_argnums=0, **jit_kwargs)
 
   def abstract():
@@ -461,7 +537,8 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
           lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=layout.per_seed), state)
     return state
 
-  flags = (np.int32(length), np.bool_(True), np.bool_(False))
+  phase_arg = (lambda p: np.int32(p)) if method.stages else (lambda p: None)
+  flags = (np.int32(length), np.bool_(True), np.bool_(False), phase_arg(0))
   program, compile_seconds = _compiled(
       (key, "train", length, recompute_stats, _avals_key(seeds_array, data, x, lr_scales)),
       lambda: program_fn.lower(abstract(), seeds_array, data, x, lr_scales, *flags),
@@ -483,8 +560,7 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
     start_epoch = int(restored_epoch)
     log.info("resumed from %s at epoch %d", checkpoint_dir, start_epoch)
 
-  progress = ProgressReporter(total_epochs * method.steps_per_epoch, len(seeds),
-                              start_epoch * method.steps_per_epoch)
+  progress = ProgressReporter(total_steps, len(seeds), steps_done(start_epoch))
   train_seconds = 0.0
   epoch = start_epoch
   diverged, diverged_runs = {}, {}
@@ -493,11 +569,14 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
   try:
     # A run resumed at its last epoch still needs one call: it scores (0 epoch slots).
     while epoch < total_epochs or (x is not None and scores is None):
-      n = min(length, total_epochs - epoch)
+      phase, phase_epoch = phase_at(epoch)
+      phase_name, phase_epochs, phase_steps = phases[phase]
+      n = min(length, phase_epochs - phase_epoch)
       final = epoch + n >= total_epochs
       t = time.perf_counter()
       state, metrics, scores_out = program(state, seeds_array, data, x, lr_scales,
-                                           np.int32(n), np.bool_(fresh), np.bool_(final))
+                                           np.int32(n), np.bool_(fresh), np.bool_(final),
+                                           phase_arg(phase))
       fresh = False
       metrics = _to_host(metrics)  # blocks: bounds the work in flight
       metrics = {k: v[:, :n] for k, v in metrics.items()}  # the slots that trained
@@ -507,27 +586,32 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
       if n == 0:
         break
       epoch += n
+      phase_epoch += n
       for i, seed in enumerate(seeds):
         bad_steps = metrics["first_bad_step"][i][metrics["first_bad_step"][i] >= 0]
         if bad_steps.size and i not in diverged_runs:
           step = int(bad_steps.min())
           name = run_names[i] if run_names else f"seed {seed}"
+          what = "training" if phase_name == "train" else f"{phase_name} stage"
           if on_divergence == "stop":
             raise DivergenceError(
-                f"{name}: non-finite training loss at step {step} (epoch "
-                f"{step // method.steps_per_epoch + 1}); the last good checkpoint is "
+                f"{name}: non-finite {what} loss at step {step} (epoch "
+                f"{step // phase_steps + 1}); the last good checkpoint is "
                 + (f"epoch {last_saved} in {checkpoint_dir}" if last_saved and manager
                    else "none (no chunk finished before it)"))
           log.warning("%s diverged at step %d; continuing the other runs", name, step)
           diverged.setdefault(seed, step)
           diverged_runs[i] = step
-      report = progress(epoch * method.steps_per_epoch, float(np.mean(metrics["loss"][:, -1])),
+      report = progress(steps_done(epoch), float(np.mean(metrics["loss"][:, -1])),
                         train_seconds)
       if manager:
         ckpt.save(manager, epoch, state)
         last_saved = epoch
       if on_chunk_end:
-        on_chunk_end(epoch, {**metrics, **report})
+        # The main stage reports its own epochs; an earlier stage names itself.
+        stage = {} if phase_name == "train" else {"stage": phase_name,
+                                                   "steps_per_epoch": phase_steps}
+        on_chunk_end(phase_epoch, {**metrics, **report, **stage})
   except BaseException:
     # An interrupt (Ctrl-C, or one raised by on_chunk_end) still lets the checkpoint
     # being written finish, so that a rerun resumes from it.
@@ -538,7 +622,7 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
     manager.wait_until_finished()
     manager.close()
   timing = {"compile_seconds": compile_seconds, "train_seconds": train_seconds,
-            "steps": int(total_epochs * method.steps_per_epoch),
+            "steps": int(total_steps),
             "resumed_from_epoch": start_epoch, "diverged": diverged,
             "diverged_runs": diverged_runs}
   return state, scores, timing

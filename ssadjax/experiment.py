@@ -85,8 +85,10 @@ def _claim_workdir(config, workdir: pathlib.Path) -> None:
 
 
 class MetricsLog:
-  """metrics.jsonl: one line per (seed, epoch). Rewriting the lines of the epochs being
-  reported makes a resumed run's log identical to an uninterrupted one."""
+  """metrics.jsonl: one line per (seed, epoch) of the main stage, and per (seed, stage,
+  epoch) of an earlier stage (e.g. {"stage": "pretrain", "pretrain/loss": ...}). Rewriting
+  the lines of the epochs being reported makes a resumed run's log identical to an
+  uninterrupted one."""
 
   def __init__(self, path):
     self.path = pathlib.Path(path)
@@ -94,19 +96,27 @@ class MetricsLog:
   def write(self, seeds, last_epoch: int, steps_per_epoch: int, chunk_metrics: dict):
     num_epochs = chunk_metrics["loss"].shape[1]
     epochs = range(last_epoch - num_epochs + 1, last_epoch + 1)
+    stage = chunk_metrics.get("stage")
+    steps_per_epoch = chunk_metrics.get("steps_per_epoch", steps_per_epoch)
     new = []
     for si, seed in enumerate(seeds):
       for ei, epoch in enumerate(epochs):
+        loss = float(chunk_metrics["loss"][si, ei])
+        if stage:
+          new.append({"seed": seed, "stage": stage, "epoch": epoch,
+                      "step": epoch * steps_per_epoch, f"{stage}/loss": loss})
+          continue
         new.append({"seed": seed, "epoch": epoch, "step": epoch * steps_per_epoch,
-                    "train/loss": float(chunk_metrics["loss"][si, ei]),
+                    "train/loss": loss,
                     "train/updated_fraction": float(chunk_metrics["updated"][si, ei])})
     new[-1]["steps_per_second"] = chunk_metrics["steps_per_second"]
     new[-1]["eta_seconds"] = chunk_metrics["eta_seconds"]
-    replaced = {(r["seed"], r["epoch"]) for r in new}
+    key = lambda r: (r["seed"], r.get("stage"), r["epoch"])
+    replaced = {key(r) for r in new}
     old = []
     if self.path.exists():
       old = [json.loads(line) for line in self.path.read_text().splitlines() if line]
-      old = [r for r in old if (r["seed"], r["epoch"]) not in replaced]
+      old = [r for r in old if key(r) not in replaced]
     atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in old + new))
 
 

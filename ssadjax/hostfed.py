@@ -53,8 +53,9 @@ def fit_host_fed(method: Method, x, semi_labels, seed: int, *, batch_size: int,
     semi_labels: `[n]` 1 = labelled anomaly, 0 = unlabelled.
     seed: the run's seed (keys derived as in the fused engine).
     batch_size: the method's batch size (`n // batch_size` must be its steps per epoch).
-    init_rows: rows given to `method.init` (e.g. for Deep SAD's centre); None = all rows,
-      which must then fit on the device once.
+    init_rows: rows given to `method.init` and to the stages before the main one (e.g.
+      Deep SAD's centre and autoencoder pretraining); None = all rows, which must then
+      fit on the device once.
     prefetch: device batches kept ready ahead of the step.
 
   Returns:
@@ -75,7 +76,8 @@ def fit_host_fed(method: Method, x, semi_labels, seed: int, *, batch_size: int,
   rows = n if init_rows is None else min(init_rows, n)
   init_data = methods.make_train_data(np.asarray(x[:rows], np.float32), semi_labels[:rows])
   init_key, extras_key, train_key = engine.seed_keys(seed)
-  state = jax.jit(lambda d: engine.create_train_state(method, init_key, extras_key, d))(
+  # Stages before the main one (e.g. pretraining) run on the device on `init_rows`.
+  state = jax.jit(lambda d: engine.initialise(method, init_key, extras_key, d))(
       jax.device_put(init_data))
   step = jax.jit(lambda s, b, k: engine.train_step(method, s, b, k), donate_argnums=0)
   permutation = jax.jit(lambda k: jax.random.permutation(k, n))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import adbench as adbench_config
-from ssadjax import experiment, losses, methods
+from ssadjax import engine, experiment, losses, methods
 from ssadjax.methods import bgad
 from ssadjax.models import bgad as bgad_models
 from ssadjax.norm import NormPolicy
@@ -315,8 +315,11 @@ def test_reference_preset_runs_eight_sub_epochs_with_focal_weighting():
   data = _data()
   default = methods.build(_bgad_config(), 6, 200)
   ref = methods.build(_bgad_config(preset="bgad_reference"), 6, 200)
-  # meta-epoch 0 (ML warm-up) runs in init; the other 2 meta-epochs x 8 sub-epochs here.
+  # meta-epoch 0 (ML warm-up) is an engine stage; the other 2 meta-epochs x 8 sub-epochs
+  # are the main stage.
   assert (default.num_epochs, ref.num_epochs) == (2, 16)
+  assert [(s.name, s.num_epochs) for s in (*default.stages, *ref.stages)] == [
+      ("warmup", 1), ("warmup", 8)]
   variables, extras = ref.init(jax.random.key(0), jax.random.key(1), data)
   batch = ref.sampler.batch(ref.sampler.begin_epoch(jax.random.key(2), data), 0,
                             jax.random.key(3), data)
@@ -337,7 +340,7 @@ def test_anoonly_reduces_to_the_anomaly_push_term():
   data = _data()
   method = methods.build(cfg, 6, 200)
   assert method.name == "bgad+anoonly"
-  assert method.num_epochs == 3  # no ML warm-up meta-epoch under AnoOnly
+  assert method.num_epochs == 3 and method.stages == ()  # no ML warm-up under AnoOnly
   variables, extras = method.init(jax.random.key(0), jax.random.key(1), data)
   assert "flow_norm" in variables["batch_stats"] and "flow_norm" not in variables["params"]
   batch = method.sampler.batch(method.sampler.begin_epoch(jax.random.key(2), data), 0,
@@ -396,3 +399,26 @@ def test_bottle_auroc_floor(adbench_dir, tmp_path, anomaly_only, name, steps, fl
   results = experiment.run_single(_bottle_config(adbench_dir, anomaly_only), tmp_path)
   assert results["name"] == name and results["steps"] == steps
   assert results["auroc_mean"] > floor, results["auroc"]
+
+
+def test_warmup_stage_fits_the_unlabelled_rows_only():
+  """Meta-epoch 0 as an engine stage: maximum likelihood on unlabelled rows (labelled rows
+  are NaN here, so touching one would make the loss NaN), whose NLL it lowers."""
+  x, _, semi = blobs(n=200, d=6, n_anomalies=20, n_labelled=6)
+  x = x.copy()
+  x[semi == 1] = np.nan
+  data = jax.device_put(methods.make_train_data(x, semi))
+  method = methods.build(_bgad_config(**{"bgad.sub_epochs": 3, "bgad.learning_rate": 1e-2}),
+                         6, 200)
+  (stage,) = method.stages
+  assert (stage.num_epochs, stage.steps_per_epoch) == (3, 6)
+  init_key, extras_key, _ = engine.seed_keys(0)
+  state = jax.jit(lambda d: engine.create_train_state(method, init_key, extras_key, d))(data)
+  warmed, metrics = jax.jit(lambda st: engine.run_stage_epochs(method, 0, 3, st, data, 3))(state)
+  assert np.all(np.isfinite(metrics["loss"])) and metrics["loss"][-1] < metrics["loss"][0]
+  assert int(warmed.stages[0]["epoch"]) == 3
+  unlabelled = x[semi == 0]
+  nll = lambda st: float(np.mean(method.score(
+      {"params": st.params, **({"batch_stats": st.batch_stats} if st.batch_stats else {})},
+      st.extras, unlabelled)))
+  assert nll(warmed) < nll(state)

@@ -56,7 +56,11 @@ def test_official_recipe_initialises_the_encoder_from_the_pretrained_autoencoder
   method = methods.build(cfg, x.shape[1], x.shape[0])
   data = jax.device_put(methods.make_train_data(x, semi))
   init_key, extras_key, _ = engine.seed_keys(0)
-  variables, extras = method.init(init_key, extras_key, data)
+  (stage,) = method.stages
+  assert (stage.name, stage.num_epochs) == ("pretrain", 3)
+  state = jax.jit(lambda d: engine.initialise(method, init_key, extras_key, d))(data)
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  extras = state.extras
 
   hp = deepsad.deepsvdd_hparams(cfg)
   policy = NormPolicy.from_config(cfg.norm)

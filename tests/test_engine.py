@@ -20,7 +20,8 @@ def _build(config, x, semi):
 
 def _init(method, data, seed=0):
   init_key, extras_key, _ = engine.seed_keys(seed)
-  return engine.create_train_state(method, init_key, extras_key, jax.device_put(data))
+  # with every stage before the main one (Deep SAD's pretraining) run to its end
+  return engine.initialise(method, init_key, extras_key, jax.device_put(data))
 
 
 def _leaves_equal(a, b):

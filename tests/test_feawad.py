@@ -1,6 +1,8 @@
 """FEAWAD: composite loss, guarded residual norm, model, AE pretraining, fixed batches,
 presets, toy ranking, end to end."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -135,6 +137,62 @@ def test_pretraining_sees_unlabelled_rows_only_and_reduces_mse(fixed_batch):
   assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(trained))
 
 
+@pytest.mark.parametrize("fixed_batch", [True, False])
+def test_pretraining_stage_equals_pretraining_in_one_call(fixed_batch):
+  """The engine's pretraining stage, epoch by epoch (two chunks), keeps the autoencoder
+  and loss that `pretrain_autoencoder` reaches in one call with the same keys."""
+  x, _, semi = _data()
+  data = jax.device_put(methods.make_train_data(x, semi))
+  cfg, method = _method(fixed_batch=fixed_batch, pretrain_epochs=3, pretrain_steps_per_epoch=4)
+  (stage,) = method.stages
+  assert (stage.name, stage.num_epochs, stage.steps_per_epoch) == ("pretrain", 3, 4)
+  init_key, extras_key = jax.random.key(0), jax.random.key(1)
+  state = jax.jit(lambda d: engine.create_train_state(method, init_key, extras_key, d))(data)
+  assert np.isnan(state.extras["pretrain_loss"])
+  run = jax.jit(lambda st, n: engine.run_stage_epochs(method, 0, 2, st, data, n))
+  state, first = run(state, 2)
+  state, second = run(state, 1)  # the second chunk trains one of its two slots
+  assert int(state.stages[0]["epoch"]) == 3
+  np.testing.assert_array_equal(second["finite"], [1.0, 0.0])
+  rows_key, pretrain_key, _ = feawad._pretrain_keys(extras_key)
+  variables, _ = method.init(init_key, extras_key, data)
+  import optax
+  expected, loss = feawad.pretrain_autoencoder(
+      FEAWADAutoencoder(6), variables["params"]["autoencoder"], data, pretrain_key,
+      epochs=3, steps_per_epoch=4, batch_size=32, optimizer=optax.adam(1e-4, eps=1e-7),
+      fixed_batch=fixed_batch, select_best=True,
+      fixed_rows=feawad.autoencoder_rows(rows_key, data, 32) if fixed_batch else None)
+  for a, b in zip(jax.tree.leaves(state.params["autoencoder"]), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(state.extras["pretrain_loss"], loss, rtol=1e-6)
+  losses_seen = np.concatenate([first["loss"], second["loss"][:1]])
+  np.testing.assert_allclose(losses_seen.min(), loss, rtol=1e-6)
+
+
+def test_pretraining_stage_is_checkpointed_logged_and_resumed(tmp_path):
+  """Pretraining runs in chunks like the main stage: metrics.jsonl has its epochs, and a
+  run interrupted inside pretraining resumes to the uninterrupted result."""
+  config = tiny_config(method="feawad", num_seeds=1, **{
+      "feawad.pretrain_epochs": 3, "feawad.pretrain_steps_per_epoch": 2,
+      "feawad.num_epochs": 2, "feawad.steps_per_epoch": 2, "feawad.batch_size": 32,
+      "feawad.pretrain_batch_size": 32, "train.chunk_epochs": 2})
+  reference = experiment.run_single(config, tmp_path / "reference")
+  lines = [json.loads(l) for l in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
+  assert [(l.get("stage", "train"), l["epoch"]) for l in lines] == [
+      ("pretrain", 1), ("pretrain", 2), ("pretrain", 3), ("train", 1), ("train", 2)]
+  assert all(np.isfinite(l.get("pretrain/loss", l.get("train/loss"))) for l in lines)
+  seen = []
+
+  def interrupt(epoch, m):
+    seen.append((m.get("stage"), epoch))
+    raise KeyboardInterrupt  # after the first chunk: inside pretraining
+  with pytest.raises(KeyboardInterrupt):
+    experiment.run_single(config, tmp_path / "resumed", on_chunk_end=interrupt)
+  assert seen == [("pretrain", 2)]
+  resumed = experiment.run_single(config, tmp_path / "resumed")
+  assert resumed["auroc"] == reference["auroc"]
+
+
 def _method(fixed_batch=True, preset="adbench", anomaly_only=False, **feawad_kw):
   cfg = tiny_config(method="feawad", preset=preset, anomaly_only=anomaly_only)
   cfg.feawad.fixed_batch = fixed_batch
@@ -153,7 +211,6 @@ def test_fixed_batch_replays_one_balanced_batch(fixed_batch):
   data = jax.device_put(methods.make_train_data(x, semi))
   _, method = _method(fixed_batch=fixed_batch)
   variables, extras = method.init(jax.random.key(0), jax.random.key(1), data)
-  assert np.isfinite(extras["pretrain_loss"])
   assert ("fixed_x" in extras) == fixed_batch
   params, stats = variables["params"], variables.get("batch_stats", {})
   batches = [method.sampler.batch((), i, jax.random.key(i), data) for i in range(2)]
@@ -213,7 +270,8 @@ def test_method_scores_and_ranks_toy_data(anomaly_only):
   data = methods.make_train_data(x, semi)
   state, timing = engine.fit(method, engine.stack_data([data]), [0], chunk_epochs=10)
   scores = engine.score(method, state, x[None])[0]
-  assert timing["steps"] == 200 and state.best
+  # 5 pretraining epochs x 20 steps, then 10 x 20 end-to-end steps
+  assert timing["steps"] == 100 + 200 and state.best
   assert scores.shape == labels.shape and np.all(np.isfinite(scores))
   assert roc_auc_score(labels, scores) > 0.9
 

@@ -127,6 +127,33 @@ def mean_loss(per_example: jax.Array, anomaly_mask: jax.Array):
 
 
 @dataclasses.dataclass(frozen=True)
+class Stage:
+  """A training stage the engine runs before the main one (e.g. autoencoder pretraining),
+  in chunks of epochs with the main stage's progress, checkpoints and divergence check,
+  batched over runs.
+
+  Attributes:
+    name: e.g. 'pretrain'; names the stage in logs, metrics.jsonl and errors.
+    num_epochs, steps_per_epoch: its length.
+    init: `(variables, extras, extras_key, data) -> stage_state`: what the stage trains
+      and carries (its parameters, optimizer state, best epoch, keys), built when the run
+      is initialised. No training data: checkpoints hold it.
+    epoch: `(stage_state, epoch_index, extras, data) -> (stage_state, mean loss)`: one
+      epoch.
+    result: `(variables, extras, stage_state) -> (variables, extras)`: the run's
+      variables ({'params', 'batch_stats'}) and extras with the stage's current result
+      written in; applied after every epoch, so that a checkpoint between chunks and the
+      next stage see it.
+  """
+  name: str
+  num_epochs: int
+  steps_per_epoch: int
+  init: Callable
+  epoch: Callable
+  result: Callable
+
+
+@dataclasses.dataclass(frozen=True)
 class Method:
   """Everything the engine needs to train and score one method.
 
@@ -166,6 +193,8 @@ class Method:
       of one program may then train at other rates, the engine scaling each run's
       updates by its rate over this one (a learning-rate sweep shares one program).
       None: the rate is part of the program.
+    stages: `Stage`s the engine runs, in order, before the main stage (whose sampler,
+      loss, optimizer and length are the fields above).
   """
   name: str
   init: Callable
@@ -183,6 +212,7 @@ class Method:
   pad_rows: bool = False
   pad_features: bool = False
   learning_rate: float | None = None
+  stages: tuple = ()
 
 
 def make_train_data(x, semi_labels) -> TrainData:

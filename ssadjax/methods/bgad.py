@@ -145,53 +145,71 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
         norm_mask=stats_mask(policy, semi_labels))
     return losses.flow_log_likelihood(z, log_det), new_bs
 
-  def ml_warmup(variables, extras, data, key):
-    """Meta-epoch 0: maximum likelihood on the unlabelled rows only."""
+  def warmup_stage() -> base.Stage:
+    """Meta-epoch 0: maximum likelihood on the unlabelled rows only, `sub_epochs` epochs
+    of `steps_per_epoch` steps with its own Adam on the global lr schedule. Its batches
+    run over the unlabelled pool: one permutation per pass over the pool (a pass is
+    `unlabelled // batch_size` steps, so passes and epochs need not align). After every
+    epoch the warmed-up flow is the run's."""
     optimizer = optax.adam(schedule)
     sampler = base.shuffled_sampler(batch_size)
-    unlabelled = jnp.asarray(data.unlabelled_index)
-    pool = base.TrainData(x=jnp.asarray(data.x)[unlabelled],
-                          semi_labels=jnp.asarray(data.semi_labels)[unlabelled],
-                          anomaly_index=data.anomaly_index,
-                          unlabelled_index=data.unlabelled_index)
-    if pool.x.shape[0] < batch_size:
-      raise ValueError(f"bgad.batch_size={batch_size} exceeds the unlabelled rows")
-    steps = pool.x.shape[0] // batch_size
-    params, batch_stats = base.split_variables(variables)
-    opt_state = optimizer.init(params)
 
-    def step(carry, inputs):
-      params, batch_stats, opt_state = carry
-      perm, i = inputs
-      batch = sampler.batch(perm, i % steps, None, pool)
+    def pool_of(data):
+      unlabelled = jnp.asarray(data.unlabelled_index)
+      return base.TrainData(x=jnp.asarray(data.x)[unlabelled],
+                            semi_labels=jnp.asarray(data.semi_labels)[unlabelled],
+                            anomaly_index=data.anomaly_index,
+                            unlabelled_index=data.unlabelled_index)
 
-      def loss_fn(p):
-        ll, new_bs = loglik(p, batch_stats, extras, batch["x"], batch["semi_labels"])
-        return jnp.mean(jax.nn.softplus(-ll)), new_bs
+    def pool_steps(data):
+      rows = data.unlabelled_index.shape[0]
+      if rows < batch_size:
+        raise ValueError(f"bgad.batch_size={batch_size} exceeds the unlabelled rows")
+      return rows // batch_size
 
-      (_, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-      updates, opt_state = optimizer.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), batch_stats, opt_state), None
+    def init(variables, extras, extras_key, data):
+      pool_steps(data)
+      _, warm_key = jax.random.split(extras_key)
+      params, batch_stats = base.split_variables(variables)
+      return {"params": params, "batch_stats": batch_stats,
+              "opt_state": optimizer.init(params), "key": jax.random.key_data(warm_key)}
 
-    # One permutation per epoch of this phase; the lr follows the global schedule.
-    epochs = -(-warmup_steps // steps)
-    perms = jax.vmap(lambda k: jax.random.permutation(k, pool.x.shape[0]))(
-        jax.random.split(key, epochs))
-    step_perms = jnp.repeat(perms, steps, axis=0)[:warmup_steps]
-    step_index = jnp.arange(warmup_steps) % steps
-    (params, batch_stats, _), _ = jax.lax.scan(
-        step, (params, batch_stats, opt_state), (step_perms, step_index))
-    out = {"params": params}
-    if batch_stats:
-      out["batch_stats"] = batch_stats
-    return out
+    def epoch(state, index, extras, data):
+      pool, steps = pool_of(data), pool_steps(data)
+      passes = -(-warmup_steps // steps)
+      perms = jax.vmap(lambda k: jax.random.permutation(k, pool.x.shape[0]))(
+          jax.random.split(jax.random.wrap_key_data(state["key"]), passes))
+
+      def step(carry, t):
+        params, batch_stats, opt_state = carry
+        batch = sampler.batch(perms[t // steps], t % steps, None, pool)
+
+        def loss_fn(p):
+          ll, new_bs = loglik(p, batch_stats, extras, batch["x"],
+                              batch["semi_labels"])
+          return jnp.mean(jax.nn.softplus(-ll)), new_bs
+
+        (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
+
+      (params, batch_stats, opt_state), step_losses = jax.lax.scan(
+          step, (state["params"], state["batch_stats"], state["opt_state"]),
+          index * steps_per_epoch + jnp.arange(steps_per_epoch))
+      return {**state, "params": params, "batch_stats": batch_stats,
+              "opt_state": opt_state}, jnp.mean(step_losses)
+
+    def result(variables, extras, state):
+      return base.make_variables(state["params"], state["batch_stats"]), extras
+
+    return base.Stage(name="warmup", num_epochs=hp.sub_epochs,
+                      steps_per_epoch=steps_per_epoch, init=init, epoch=epoch,
+                      result=result)
 
   def init(init_key, extras_key, data):
-    rot_key, warm_key = jax.random.split(extras_key)
+    rot_key, _ = jax.random.split(extras_key)
     extras = {"rotations": random_rotations(rot_key, hp.num_blocks, input_dim)}
     variables = model.init(init_key, data.x[:2], extras["rotations"], train=False)
-    if warmup_steps:
-      variables = ml_warmup(variables, extras, data, warm_key)
     return variables, extras
 
   def per_example_loss(params, batch_stats, extras, batch, key):
@@ -222,4 +240,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       num_epochs=(hp.meta_epochs - warmup_meta) * hp.sub_epochs,
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_model, params, batch_stats, x, rotations=extras["rotations"]),
+      stages=(warmup_stage(),) if warmup_steps else (),
   )

@@ -26,6 +26,8 @@ labels (`cfg.deepsad`), as in the Deep SAD paper's Deep SVDD baseline:
   one trained (PyOD builds the model twice). See BUILD_NOTES.md for what is not copied.
 """
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -110,13 +112,11 @@ def center_eps_trick(center: jax.Array, eps: float) -> jax.Array:
   return jnp.where((jnp.abs(center) < eps) & (center > 0), eps, center)
 
 
-def pretrain_autoencoder(ae, ae_variables, data, key, *, epochs, batch_size, optimizer):
-  """Trains the autoencoder on all training rows with Deep SAD's reconstruction MSE and
-  returns its variables (the encoder's under 'encoder')."""
+def autoencoder_epoch(ae, carry, epoch_key, data, *, batch_size, optimizer):
+  """One pretraining epoch over shuffled batches of all training rows (reconstruction
+  MSE). `carry` = (params, batch_stats, opt_state); returns it and the epoch's mean loss."""
   sampler = base.shuffled_sampler(batch_size)
   steps_per_epoch = data.x.shape[0] // batch_size
-  params, batch_stats = base.split_variables(ae_variables)
-  opt_state = optimizer.init(params)
 
   def step(carry, i):
     params, batch_stats, opt_state, perm = carry
@@ -130,15 +130,22 @@ def pretrain_autoencoder(ae, ae_variables, data, key, *, epochs, batch_size, opt
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), batch_stats, opt_state, perm), loss
 
-  def epoch(carry, epoch_key):
-    params, batch_stats, opt_state = carry
-    perm = sampler.begin_epoch(epoch_key, data)
-    (params, batch_stats, opt_state, _), loss = jax.lax.scan(
-        step, (params, batch_stats, opt_state, perm), jnp.arange(steps_per_epoch))
-    return (params, batch_stats, opt_state), loss.mean()
+  params, batch_stats, opt_state = carry
+  perm = sampler.begin_epoch(epoch_key, data)
+  (params, batch_stats, opt_state, _), loss = jax.lax.scan(
+      step, (params, batch_stats, opt_state, perm), jnp.arange(steps_per_epoch))
+  return (params, batch_stats, opt_state), loss.mean()
 
+
+def pretrain_autoencoder(ae, ae_variables, data, key, *, epochs, batch_size, optimizer):
+  """Trains the autoencoder on all training rows with Deep SAD's reconstruction MSE and
+  returns its variables (the encoder's under 'encoder'): the engine's pretraining stage
+  in one call, with the same keys and steps."""
+  params, batch_stats = base.split_variables(ae_variables)
+  epoch = functools.partial(autoencoder_epoch, ae, data=data, batch_size=batch_size,
+                            optimizer=optimizer)
   (params, batch_stats, _), _ = jax.lax.scan(
-      epoch, (params, batch_stats, opt_state), jax.random.split(key, epochs))
+      epoch, (params, batch_stats, optimizer.init(params)), jax.random.split(key, epochs))
   return base.make_variables(params, batch_stats)
 
 
@@ -232,30 +239,67 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
       extras = {"shift": jnp.mean(x, axis=0), "scale": jnp.where(std > 0, std, 1.0)}
     x = standardise(extras, jnp.asarray(data.x))
     variables = encoder.init(init_key, x[:2], train=False)
-    if hp["pretrain_epochs"] > 0:
-      ae = MLPAutoencoder(
-          encoder=encoder,
-          decoder=MLPDecoder(hidden_dims=tuple(reversed(hp["hidden_dims"])),
-                             out_dim=input_dim, norm=policy))
-      ae_key, train_key = jax.random.split(extras_key)
-      ae_variables = ae.init(ae_key, x[:2], train=False)
-      # Start the AE from the same encoder weights the classifier would otherwise use.
-      ae_variables = jax.tree.map(lambda a: a, ae_variables)
-      ae_variables["params"]["encoder"] = variables["params"]
-      if "batch_stats" in variables:
-        ae_variables["batch_stats"]["encoder"] = variables["batch_stats"]
-      trained = pretrain_autoencoder(
-          ae, ae_variables, data._replace(x=x), train_key, epochs=hp["pretrain_epochs"],
-          batch_size=pretrain_batch_size, optimizer=pretrain_optimizer)
-      if hp["pretrain_transfer"]:
-        variables = {k: v["encoder"] for k, v in trained.items()}
     # The reference computes c in eval mode (running statistics) over the training set;
-    # PyOD computes it with a network it then discards.
-    center_variables = (encoder.init(jax.random.fold_in(extras_key, 1), x[:2], train=False)
-                        if hp["center_from_other_init"] else variables)
-    z = encoder.apply(center_variables, x, train=False)
-    extras["center"] = center_eps_trick(jnp.mean(z, axis=0), hp["center_eps"])
+    # PyOD computes it with a network it then discards. With pretraining, the stage
+    # replaces it by the pretrained encoder's (pretrain_transfer).
+    extras["center"] = center_of(
+        encoder.init(jax.random.fold_in(extras_key, 1), x[:2], train=False)
+        if hp["center_from_other_init"] else variables, x)
     return variables, extras
+
+  def center_of(variables, x):
+    z = encoder.apply(variables, x, train=False)
+    return center_eps_trick(jnp.mean(z, axis=0), hp["center_eps"])
+
+  def pretrain_stage() -> base.Stage:
+    """The autoencoder (this encoder + a mirrored decoder) trains on all rows; with
+    `pretrain_transfer` its encoder and the centre it gives become the run's after every
+    epoch, otherwise the stage's work is discarded (as ADBench's Deep SAD does)."""
+    ae = MLPAutoencoder(
+        encoder=encoder,
+        decoder=MLPDecoder(hidden_dims=tuple(reversed(hp["hidden_dims"])),
+                           out_dim=input_dim, norm=policy))
+    epochs = hp["pretrain_epochs"]
+    transfer = hp["pretrain_transfer"]
+    own_center = transfer and not hp["center_from_other_init"]
+
+    def init(variables, extras, extras_key, data):
+      ae_key, train_key = jax.random.split(extras_key)
+      ae_params, ae_stats = base.split_variables(ae.init(ae_key, data.x[:2], train=False))
+      # Start the AE from the same encoder weights the classifier would otherwise use
+      # (BatchNorm statistics start equal in both: mean 0, variance 1).
+      ae_params = {**ae_params, "encoder": variables["params"]}
+      scaler = {k: extras[k] for k in ("shift", "scale") if k in extras}
+      return {"params": ae_params, "batch_stats": ae_stats,
+              "opt_state": pretrain_optimizer.init(ae_params),
+              "train_key": jax.random.key_data(train_key), "center": extras["center"],
+              **scaler}
+
+    def epoch(state, index, extras, data):
+      x = standardise(state, jnp.asarray(data.x))
+      epoch_key = jax.random.split(jax.random.wrap_key_data(state["train_key"]),
+                                   epochs)[index]
+      (params, batch_stats, opt_state), loss = autoencoder_epoch(
+          ae, (state["params"], state["batch_stats"], state["opt_state"]), epoch_key,
+          data._replace(x=x), batch_size=pretrain_batch_size, optimizer=pretrain_optimizer)
+      state = {**state, "params": params, "batch_stats": batch_stats, "opt_state": opt_state}
+      if own_center:
+        state["center"] = center_of(encoder_variables(state), x)
+      return state, loss
+
+    def result(variables, extras, state):
+      if not transfer:
+        return variables, extras
+      return encoder_variables(state), {**extras, "center": state["center"]}
+
+    return base.Stage(name="pretrain", num_epochs=epochs,
+                      steps_per_epoch=num_train // pretrain_batch_size, init=init,
+                      epoch=epoch, result=result)
+
+  def encoder_variables(stage_state):
+    """The encoder's variables inside a pretraining stage's autoencoder."""
+    return base.make_variables(stage_state["params"]["encoder"],
+                               stage_state["batch_stats"].get("encoder", {}))
 
   def per_example_loss(params, batch_stats, extras, batch, key):
     del key
@@ -294,4 +338,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
       run_steps_per_epoch=base.shuffled_steps(batch_size) if can_pad else None,
       pad_rows=can_pad, pad_features=can_pad,
       learning_rate=hp["learning_rate"],  # Adam with L2 decay, piecewise-constant steps
+      stages=(pretrain_stage(),) if hp["pretrain_epochs"] > 0 else (),
   )

@@ -1,7 +1,7 @@
 """FEAWAD (Zhou et al., TNNLS 2021) as the official code, ADBench and AnoOnly run it.
 
-Two stages, both inside the compiled program.
-1. `init` pretrains the autoencoder on unlabelled rows only (MSE, Adam 1e-4,
+Two stages, both run by the engine (chunks, checkpoints, progress, divergence check).
+1. `pretrain_stage` pretrains the autoencoder on unlabelled rows only (MSE, Adam 1e-4,
    100 epochs x 20 steps x 512 rows drawn with replacement) and keeps the epoch with
    the lowest mean loss (Keras ModelCheckpoint on the AE).
 2. End to end (AE layers stay trainable): balanced batches (alternating unlabelled /
@@ -30,6 +30,8 @@ Reference-behaviour switches (docs/notes.md §10):
   (`insert_norm=True`) always has it.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -52,20 +54,11 @@ def autoencoder_rows(key, data, batch_size):
                              (batch_size,))
 
 
-def pretrain_autoencoder(ae, ae_params, data, key, *, epochs, steps_per_epoch, batch_size,
-                         optimizer, fixed_batch, select_best, fixed_rows=None):
-  """Stage 1. Returns `(params, loss)` of the kept epoch (best mean loss, or the last).
-
-  Rows are drawn uniformly with replacement from `data.unlabelled_index`; with
-  `fixed_batch` one batch (`fixed_rows` if given, else drawn here) is replayed at every
-  step.
-  """
-  def draw(k):
-    return data.x[autoencoder_rows(k, data, batch_size)]
-
-  fixed_key, steps_key = jax.random.split(key)
-  fixed_x = draw(fixed_key) if fixed_rows is None else data.x[fixed_rows]
-
+def autoencoder_epoch(ae, carry, epoch_key, data, *, steps_per_epoch, batch_size, optimizer,
+                      fixed_x, select_best):
+  """One pretraining epoch. `carry` = (params, opt_state, best_params, best_loss); rows are
+  drawn uniformly with replacement from `data.unlabelled_index`, or `fixed_x` (one batch)
+  is replayed at every step. Returns the new carry and the epoch's mean loss."""
   num_features = data.num_features  # None unless padded to a shape bucket
 
   def loss_fn(params, x):
@@ -74,24 +67,86 @@ def pretrain_autoencoder(ae, ae_params, data, key, *, epochs, steps_per_epoch, b
 
   def step(carry, k):
     params, opt_state = carry
-    x = fixed_x if fixed_batch else draw(k)
+    x = fixed_x if fixed_x is not None else data.x[autoencoder_rows(k, data, batch_size)]
     loss, grads = jax.value_and_grad(loss_fn)(params, x)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return (optax.apply_updates(params, updates), opt_state), loss
 
-  def epoch(carry, epoch_key):
-    params, opt_state, best_params, best_loss = carry
-    (params, opt_state), step_losses = jax.lax.scan(
-        step, (params, opt_state), jax.random.split(epoch_key, steps_per_epoch))
-    loss = jnp.mean(step_losses)
-    improved = (loss < best_loss) if select_best else jnp.bool_(True)
-    best_params = jax.tree.map(lambda n, o: jnp.where(improved, n, o), params, best_params)
-    return (params, opt_state, best_params, jnp.where(improved, loss, best_loss)), loss
+  params, opt_state, best_params, best_loss = carry
+  (params, opt_state), step_losses = jax.lax.scan(
+      step, (params, opt_state), jax.random.split(epoch_key, steps_per_epoch))
+  loss = jnp.mean(step_losses)
+  improved = (loss < best_loss) if select_best else jnp.bool_(True)
+  best_params = jax.tree.map(lambda n, o: jnp.where(improved, n, o), params, best_params)
+  return (params, opt_state, best_params, jnp.where(improved, loss, best_loss)), loss
 
+
+def pretrain_autoencoder(ae, ae_params, data, key, *, epochs, steps_per_epoch, batch_size,
+                         optimizer, fixed_batch, select_best, fixed_rows=None):
+  """Stage 1 in one call (the engine runs it as `pretrain_stage`, epoch by epoch, with the
+  same keys and steps). Returns `(params, loss)` of the kept epoch (best mean loss, or the
+  last). With `fixed_batch` one batch (`fixed_rows` if given, else drawn here) is
+  replayed at every step."""
+  fixed_key, steps_key = jax.random.split(key)
+  fixed_x = None
+  if fixed_batch:
+    fixed_x = data.x[autoencoder_rows(fixed_key, data, batch_size) if fixed_rows is None
+                     else fixed_rows]
+  epoch = functools.partial(
+      autoencoder_epoch, ae, data=data, steps_per_epoch=steps_per_epoch,
+      batch_size=batch_size, optimizer=optimizer, fixed_x=fixed_x, select_best=select_best)
   init = (ae_params, optimizer.init(ae_params), ae_params, jnp.array(jnp.inf, jnp.float32))
   (_, _, best_params, best_loss), _ = jax.lax.scan(
       epoch, init, jax.random.split(steps_key, epochs))
   return best_params, best_loss
+
+
+def _pretrain_keys(extras_key):
+  """(rows key, pretraining key, end-to-end batch key) of a run: one derivation for init
+  and the pretraining stage."""
+  pretrain_key, batch_key = jax.random.split(extras_key)
+  rows_key, pretrain_key = jax.random.split(pretrain_key)
+  return rows_key, pretrain_key, batch_key
+
+
+def pretrain_stage(ae, hp, fixed_batch: bool) -> base.Stage:
+  """Stage 1 as an engine stage: the autoencoder `params['autoencoder']` trains on
+  unlabelled rows; after every epoch the kept epoch's weights are the run's autoencoder
+  and its loss `extras['pretrain_loss']`. Keys, draws and steps are
+  `pretrain_autoencoder`'s; the state holds row indices, not rows."""
+  epochs, steps, batch_size = (hp["pretrain_epochs"], hp["pretrain_steps_per_epoch"],
+                               hp["pretrain_batch_size"])
+  optimizer = optax.adam(hp["pretrain_learning_rate"], eps=hp["adam_eps"])
+  select_best = bool(hp["pretrain_select_best"])
+
+  def init(variables, extras, extras_key, data):
+    rows_key, pretrain_key, _ = _pretrain_keys(extras_key)
+    fixed_key, steps_key = jax.random.split(pretrain_key)
+    # The replayed batch: drawn from the rows key (shared with init's end-to-end replay)
+    # when the batch is fixed.
+    rows = autoencoder_rows(rows_key if fixed_batch else fixed_key, data, batch_size)
+    ae_params = variables["params"]["autoencoder"]
+    return {"params": ae_params, "opt_state": optimizer.init(ae_params),
+            "best_params": ae_params, "best_loss": jnp.array(jnp.inf, jnp.float32),
+            "rows": rows, "steps_key": jax.random.key_data(steps_key)}
+
+  def epoch(state, index, extras, data):
+    epoch_key = jax.random.split(jax.random.wrap_key_data(state["steps_key"]), epochs)[index]
+    carry = (state["params"], state["opt_state"], state["best_params"], state["best_loss"])
+    carry, loss = autoencoder_epoch(
+        ae, carry, epoch_key, data, steps_per_epoch=steps, batch_size=batch_size,
+        optimizer=optimizer, fixed_x=data.x[state["rows"]] if fixed_batch else None,
+        select_best=select_best)
+    params, opt_state, best_params, best_loss = carry
+    return {**state, "params": params, "opt_state": opt_state, "best_params": best_params,
+            "best_loss": best_loss}, loss
+
+  def result(variables, extras, state):
+    params = {**variables["params"], "autoencoder": state["best_params"]}
+    return {**variables, "params": params}, {**extras, "pretrain_loss": state["best_loss"]}
+
+  return base.Stage(name="pretrain", num_epochs=epochs, steps_per_epoch=steps, init=init,
+                    epoch=epoch, result=result)
 
 
 def pad_feature_layers(variables, real_features):
@@ -137,24 +192,12 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     variables = net.init(init_key, data.x[:2], train=False)
     if base.is_padded(data):
       variables = pad_feature_layers(variables, base.feature_mask(data))
-    pretrain_key, batch_key = jax.random.split(extras_key)
+    rows_key, _, batch_key = _pretrain_keys(extras_key)
+    # NaN until the pretraining stage (engine-run, after init) writes its kept loss.
     extras = {"pretrain_loss": jnp.array(jnp.nan, jnp.float32)}
     ae_rows = None
-    if hp["pretrain_epochs"] > 0:
-      rows_key, pretrain_key = jax.random.split(pretrain_key)
-      if fixed_batch:
-        ae_rows = autoencoder_rows(rows_key, data, hp["pretrain_batch_size"])
-      ae_params, ae_loss = pretrain_autoencoder(
-          ae, variables["params"]["autoencoder"], data, pretrain_key,
-          epochs=hp["pretrain_epochs"], steps_per_epoch=hp["pretrain_steps_per_epoch"],
-          batch_size=hp["pretrain_batch_size"],
-          optimizer=optax.adam(hp["pretrain_learning_rate"], eps=hp["adam_eps"]),
-          fixed_batch=fixed_batch, select_best=bool(hp["pretrain_select_best"]),
-          fixed_rows=ae_rows)
-      params = dict(variables["params"])
-      params["autoencoder"] = ae_params
-      variables = {**variables, "params": params}
-      extras["pretrain_loss"] = ae_loss
+    if hp["pretrain_epochs"] > 0 and fixed_batch:
+      ae_rows = autoencoder_rows(rows_key, data, hp["pretrain_batch_size"])
     if fixed_batch:
       fixed = draw_balanced(batch_key, data, num_even, num_odd, pattern)
       if replay_rows and ae_rows is not None:
@@ -199,4 +242,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
           stats_net, params, batch_stats, x),
       pad_rows=True, pad_features=True,
       learning_rate=hp["learning_rate"],  # Adam; the pretraining rate is another field
+      stages=(pretrain_stage(ae, hp, fixed_batch),) if hp["pretrain_epochs"] > 0 else (),
   )
