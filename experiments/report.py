@@ -682,7 +682,14 @@ def _fidelity_block(folder: pathlib.Path, source: str) -> str:
   return fidelity.methods_table(folder / ours, folder / ref)
 
 
+def _bench_block(folder: pathlib.Path, source: str) -> str:
+  """The per-method table of experiments/bench_speed.py from its results.jsonl."""
+  from experiments import bench_speed
+  return bench_speed.report(folder / source)
+
+
 _BLOCK_KINDS = {"cells": lambda folder, source: cells_table(read_cells([folder / source])),
+                "bench": _bench_block,
                 "fidelity": _fidelity_block, "paired": _paired_block,
                 "timings": lambda folder, source: timings_table(folder / source),
                 "csv": lambda folder, source: csv_table(folder / source),

@@ -323,3 +323,18 @@ def test_timings_table_takes_medians_and_generated_blocks_refresh(tmp_path):
   md.write_text("x\n<!-- experiments.report: timings t.csv -->\nstale\n<!-- /experiments.report -->\n")
   assert report.refresh_blocks(md) == ["timings t.csv"]
   assert table in md.read_text() and report.refresh_blocks(md, check=True) == []
+
+
+def test_bench_block_renders_the_committed_per_method_table(tmp_path):
+  """The README's fit-only table comes from bench_speed's results.jsonl through a block."""
+  import pathlib
+  import shutil
+  source = pathlib.Path(__file__).parents[1] / "results/engine_v2/per_method/results.jsonl"
+  shutil.copy(source, tmp_path / "r.jsonl")
+  md = tmp_path / "doc.md"
+  md.write_text("<!-- experiments.report: bench r.jsonl -->\n<!-- /experiments.report -->\n")
+  assert report.refresh_blocks(md) == ["bench r.jsonl"]
+  text = md.read_text()
+  for method in ("deepsad", "devnet", "prenet", "feawad"):
+    assert f"| 6_cardio | {method} |" in text
+  assert report.refresh_blocks(md, check=True) == []
