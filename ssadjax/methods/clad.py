@@ -6,22 +6,23 @@ pipeline learns those sub-classes without labels and scores a test image by how
 confidently the classifier puts it into one of them:
 
 1. Convolutional autoencoder (models/clad.py `CAEEncoder`/`CAEDecoder`), MSE to the
-   (standardised) input, input dropout 0.1, Adam 1e-3.                           [init]
+   (standardised) input, input dropout 0.1, Adam 1e-3.            [stage 'autoencoder']
 2. K-means (k-means++ seeding, `kmeans_n_init` restarts, Lloyd iterations, all in jax)
    on the encoder features -> centres; DEC (Student-t soft assignments Q, target P per
    mini-batch, mean KL(P||Q)) fine-tunes encoder + centres with SGD(0.01, momentum 0.9)
    until fewer than `dec_tol` of the assignments change in an epoch; pseudo-label
-   y* = argmax_j q_ij for every training row.                                     [init]
+   y* = argmax_j q_ij for every training row.                         [stage 'cluster']
 3. Classifier (small CNN, or ResNet-18) trained with cross-entropy on (x, y*): this is
    the stage the engine's main loop trains (checkpoints, vmap over seeds).
 4. Score: ODIN. y_hat = argmax f(x); g = sign(d CE(f(x)/T, y_hat) / dx), with a zero
    gradient counted as +1 as the reference's torch.ge(grad, 0) (`odin_gradient_sign=
    'jnp_sign'`: 0); x~ = x - epsilon * scale * g; anomaly score = -max softmax(f(x~) / T).
 
-Stages 1-2 are `lax.scan`s (epochs of steps) and a `lax.while_loop` (DEC with early
-stop) inside `init`, so they run once per seed in the same vmapped program; their
-products (standardisation statistics, pseudo-labels, centres, diagnostics) are the
-method's `extras`. The sampler returns the rows' indices so that the loss can look the
+Stages 1-2 are engine stages (`base.Stage`): the engine runs them epoch by epoch before
+the classifier, in the same vmapped program, with checkpoints, progress and the divergence
+check; DEC's early stop makes its remaining epochs no-ops. Their products (the encoder,
+pseudo-labels, centres, diagnostics) and the standardisation statistics are the method's
+`extras`. The sampler returns the rows' indices so that the loss can look the
 pseudo-labels up (`extras['pseudo_labels'][index]`).
 
 Labelled anomalies. CLAD is unsupervised. With `labelled_anomalies='exclude'` (default)
@@ -228,14 +229,14 @@ def _features(encoder, enc_params, x, key, sampling: bool):
   return mu
 
 
-def pretrain_autoencoder(encoder, decoder, params, x, key, *, epochs: int, batch_size: int,
-                         learning_rate: float, input_dropout: float, sampling: bool):
-  """Stage 1: Adam on the mean squared reconstruction error of `x` (already standardised),
-  shuffled mini-batches, input dropout. Returns (params, per-epoch mean losses)."""
+def autoencoder_epoch(encoder, decoder, carry, key, x, *, batch_size: int, optimizer,
+                      input_dropout: float, sampling: bool):
+  """One stage-1 epoch: Adam on the mean squared reconstruction error of `x` (already
+  standardised), shuffled mini-batches, input dropout. `carry` = (params, opt_state);
+  returns it and the epoch's mean loss."""
   n = x.shape[0]
   batch_size = min(batch_size, n)
   steps = n // batch_size
-  optimizer = optax.adam(learning_rate)
 
   def loss_fn(p, xb, key):
     drop_key, z_key = jax.random.split(key)
@@ -246,45 +247,54 @@ def pretrain_autoencoder(encoder, decoder, params, x, key, *, epochs: int, batch
     z = _features(encoder, p["encoder"], x_in, z_key, sampling)
     return jnp.mean(jnp.square(decoder.apply({"params": p["decoder"]}, z) - xb))
 
-  def epoch(carry, key):
+  perm_key, step_key = jax.random.split(key)
+  perm = jax.random.permutation(perm_key, n)
+
+  def step(carry, i):
     params, opt_state = carry
-    perm_key, step_key = jax.random.split(key)
-    perm = jax.random.permutation(perm_key, n)
+    rows = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
+    loss, grads = jax.value_and_grad(loss_fn)(params, x[rows],
+                                              jax.random.fold_in(step_key, i))
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
 
-    def step(carry, i):
-      params, opt_state = carry
-      rows = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
-      loss, grads = jax.value_and_grad(loss_fn)(params, x[rows],
-                                                jax.random.fold_in(step_key, i))
-      updates, opt_state = optimizer.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), loss
+  carry, step_losses = jax.lax.scan(step, carry, jnp.arange(steps))
+  return carry, jnp.mean(step_losses)
 
-    carry, step_losses = jax.lax.scan(step, (params, opt_state), jnp.arange(steps))
-    return carry, jnp.mean(step_losses)
 
+def pretrain_autoencoder(encoder, decoder, params, x, key, *, epochs: int, batch_size: int,
+                         learning_rate: float, input_dropout: float, sampling: bool):
+  """Stage 1 in one call (the method runs it as an engine stage, epoch by epoch, with
+  the same keys). Returns (params, per-epoch mean losses)."""
+  optimizer = optax.adam(learning_rate)
+  epoch = functools.partial(autoencoder_epoch, encoder, decoder, x=x, batch_size=batch_size,
+                            optimizer=optimizer, input_dropout=input_dropout,
+                            sampling=sampling)
   (params, _), epoch_losses = jax.lax.scan(epoch, (params, optimizer.init(params)),
                                            jax.random.split(key, epochs))
   return params, epoch_losses
 
 
-def train_dec(encoder, enc_params, centers, x, key, *, epochs: int, batch_size: int,
-              learning_rate: float, momentum: float, tol: float, alpha: float,
-              sampling: bool):
-  """Stage 2: DEC on encoder + centres (SGD with momentum, mean KL(P||Q) per mini-batch,
-  P from the batch's own Q, detached). Stops after the first epoch after which fewer
-  than `tol` of the rows changed their hard assignment (or after `epochs`).
+def dec_optimizer(learning_rate: float, momentum: float) -> optax.GradientTransformation:
+  return optax.sgd(learning_rate, momentum=momentum if momentum else None)
 
-  Returns ({'encoder', 'centers'}, epochs run, last fraction of changed assignments).
-  """
+
+def dec_assign(encoder, params, x, key, *, alpha: float, sampling: bool) -> jax.Array:
+  """Hard cluster assignment of every row of `x` under DEC's Student-t kernel."""
+  z = _features(encoder, params["encoder"], x, key, sampling)
+  return jnp.argmax(losses.student_t_assignment(z, params["centers"], alpha=alpha), -1)
+
+
+def dec_epoch(encoder, params, opt_state, x, key, epoch, *, batch_size: int, optimizer,
+              alpha: float, sampling: bool):
+  """One stage-2 epoch over shuffled mini-batches of `x` (mean KL(P||Q) per batch, P from
+  the batch's own Q, detached). Returns (params, opt_state, the rows' hard assignments
+  after it, the epoch's mean loss)."""
   n = x.shape[0]
   batch_size = min(batch_size, n)
   steps = n // batch_size
-  optimizer = optax.sgd(learning_rate, momentum=momentum if momentum else None)
-  params = {"encoder": enc_params, "centers": centers}
-
-  def assign(p, key):
-    z = _features(encoder, p["encoder"], x, key, sampling)
-    return jnp.argmax(losses.student_t_assignment(z, p["centers"], alpha=alpha), -1)
+  perm_key, step_key, assign_key = jax.random.split(jax.random.fold_in(key, epoch), 3)
+  perm = jax.random.permutation(perm_key, n)
 
   def loss_fn(p, xb, key):
     q = losses.student_t_assignment(_features(encoder, p["encoder"], xb, key, sampling),
@@ -292,20 +302,37 @@ def train_dec(encoder, enc_params, centers, x, key, *, epochs: int, batch_size: 
     target = jax.lax.stop_gradient(losses.dec_target_distribution(q))
     return jnp.mean(losses.dec_kl_terms(q, target))
 
+  def step(carry, i):
+    params, opt_state = carry
+    rows = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
+    loss, grads = jax.value_and_grad(loss_fn)(params, x[rows],
+                                              jax.random.fold_in(step_key, i))
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  (params, opt_state), step_losses = jax.lax.scan(step, (params, opt_state),
+                                                  jnp.arange(steps))
+  labels = dec_assign(encoder, params, x, assign_key, alpha=alpha, sampling=sampling)
+  return params, opt_state, labels, jnp.mean(step_losses)
+
+
+def train_dec(encoder, enc_params, centers, x, key, *, epochs: int, batch_size: int,
+              learning_rate: float, momentum: float, tol: float, alpha: float,
+              sampling: bool):
+  """Stage 2 in one call: DEC on encoder + centres (SGD with momentum). Stops after the
+  first epoch after which fewer than `tol` of the rows changed their hard assignment (or
+  after `epochs`). The method runs it as an engine stage with the same keys.
+
+  Returns ({'encoder', 'centers'}, epochs run, last fraction of changed assignments).
+  """
+  optimizer = dec_optimizer(learning_rate, momentum)
+  params = {"encoder": enc_params, "centers": centers}
+
   def body(carry):
     epoch, params, opt_state, previous, _ = carry
-    perm_key, step_key, assign_key = jax.random.split(jax.random.fold_in(key, epoch), 3)
-    perm = jax.random.permutation(perm_key, n)
-
-    def step(carry, i):
-      params, opt_state = carry
-      rows = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
-      grads = jax.grad(loss_fn)(params, x[rows], jax.random.fold_in(step_key, i))
-      updates, opt_state = optimizer.update(grads, opt_state, params)
-      return (optax.apply_updates(params, updates), opt_state), None
-
-    (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), jnp.arange(steps))
-    labels = assign(params, assign_key)
+    params, opt_state, labels, _ = dec_epoch(
+        encoder, params, opt_state, x, key_rest, epoch, batch_size=batch_size,
+        optimizer=optimizer, alpha=alpha, sampling=sampling)
     changed = jnp.mean((labels != previous).astype(jnp.float32))
     return epoch + 1, params, opt_state, labels, changed
 
@@ -313,8 +340,9 @@ def train_dec(encoder, enc_params, centers, x, key, *, epochs: int, batch_size: 
     epoch, _, _, _, changed = carry
     return (epoch < epochs) & (changed >= tol)
 
-  key, first_key = jax.random.split(key)
-  start = (jnp.int32(0), params, optimizer.init(params), assign(params, first_key),
+  key_rest, first_key = jax.random.split(key)
+  start = (jnp.int32(0), params, optimizer.init(params),
+           dec_assign(encoder, params, x, first_key, alpha=alpha, sampling=sampling),
            jnp.float32(1.0))
   epoch, params, _, _, changed = jax.lax.while_loop(cond, body, start)
   return params, epoch, changed
@@ -369,9 +397,13 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
   gradient_sign = hp.get("odin_gradient_sign", "torch_ge")
   odin_direction(jnp.zeros(1), gradient_sign)  # a clear error for an unknown value now
 
+  def fit_pool(data):
+    """Indices of the rows the autoencoder and the clustering fit (static shape)."""
+    return data.unlabelled_index if exclude else jnp.arange(data.x.shape[0])
+
   def init(init_key, extras_key, data):
     n = data.x.shape[0]
-    pool = data.unlabelled_index if exclude else jnp.arange(n)
+    pool = fit_pool(data)
     if pool.shape[0] < k:
       raise ValueError(f"clad: {pool.shape[0]} training rows to cluster, fewer than "
                        f"clad.num_clusters={k}")
@@ -381,44 +413,123 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     else:
       mean, std = jnp.zeros(image_shape[-1]), jnp.ones(image_shape[-1])
     stats = {"mean": mean, "std": std}
-    x_fit = prep(x_fit, stats)
     keys = jax.random.split(extras_key, 7)
-    ae_params = {"encoder": encoder.init(keys[0], x_fit[:2])["params"],
-                 "decoder": decoder.init(keys[1], jnp.zeros((2, hp.latent_dim)))["params"]}
-    ae_losses = jnp.zeros((0,))
-    if hp.ae_epochs > 0:
-      ae_params, ae_losses = pretrain_autoencoder(
-          encoder, decoder, ae_params, x_fit, keys[2], epochs=hp.ae_epochs,
-          batch_size=hp.ae_batch_size, learning_rate=hp.ae_learning_rate,
-          input_dropout=hp.ae_input_dropout, sampling=hp.ae_sampling)
-    z = _features(encoder, ae_params["encoder"], x_fit, keys[3], hp.ae_sampling)
-    centers, _, inertia = kmeans(keys[4], z, k, n_init=hp.kmeans_n_init,
-                                 num_iters=hp.kmeans_iters)
-    dec_params = {"encoder": ae_params["encoder"], "centers": centers}
-    dec_epochs, changed = jnp.int32(0), jnp.float32(1.0)
-    if hp.dec_epochs > 0:
-      dec_params, dec_epochs, changed = train_dec(
-          encoder, ae_params["encoder"], centers, x_fit, keys[5], epochs=hp.dec_epochs,
-          batch_size=hp.dec_batch_size, learning_rate=hp.dec_learning_rate,
-          momentum=hp.dec_momentum, tol=hp.dec_tol, alpha=hp.dec_alpha,
-          sampling=hp.ae_sampling)
-    # Pseudo-labels for every row (labelled anomalies included, never drawn if excluded).
-    z_all = _features(encoder, dec_params["encoder"], prep(data.x, stats), keys[6],
-                      hp.ae_sampling)
-    pseudo = jnp.argmax(losses.student_t_assignment(z_all, dec_params["centers"],
-                                                    alpha=hp.dec_alpha), -1)
     variables = classifier.init(init_key, prep(data.x[:2], stats), train=False)
+    # The stages fill these in: the autoencoder stage the encoder and its loss, the
+    # clustering stage the centres, pseudo-labels and its diagnostics.
     extras = {
         **stats,
-        "pseudo_labels": pseudo.astype(jnp.int32),
-        "centers": dec_params["centers"],
-        "cluster_sizes": jnp.bincount(pseudo[pool], length=k).astype(jnp.int32),
-        "kmeans_inertia": inertia,
-        "ae_loss": ae_losses[-1] if hp.ae_epochs > 0 else jnp.float32(jnp.nan),
-        "dec_epochs": dec_epochs,
-        "dec_changed": changed,
+        "encoder": encoder.init(keys[0], prep(x_fit[:2], stats))["params"],
+        "pseudo_labels": jnp.zeros(n, jnp.int32),
+        "centers": jnp.zeros((k, hp.latent_dim), jnp.float32),
+        "cluster_sizes": jnp.zeros(k, jnp.int32),
+        "kmeans_inertia": jnp.float32(jnp.nan),
+        "ae_loss": jnp.float32(jnp.nan),
+        "dec_epochs": jnp.int32(0),
+        "dec_changed": jnp.float32(1.0),
     }
     return variables, extras
+
+  def fit_rows(extras, data):
+    return prep(jnp.asarray(data.x)[fit_pool(data)], extras)
+
+  def autoencoder_stage() -> base.Stage:
+    """Stage 1: the convolutional autoencoder on the pool's rows; after every epoch its
+    encoder is `extras['encoder']` and its epoch loss `extras['ae_loss']`."""
+    optimizer = optax.adam(hp.ae_learning_rate)
+
+    def init(variables, extras, extras_key, data):
+      keys = jax.random.split(extras_key, 7)
+      params = {"encoder": extras["encoder"],
+                "decoder": decoder.init(keys[1], jnp.zeros((2, hp.latent_dim)))["params"]}
+      return {"params": params, "opt_state": optimizer.init(params),
+              "keys": jax.random.key_data(jax.random.split(keys[2], hp.ae_epochs)),
+              "loss": jnp.float32(jnp.nan)}
+
+    def epoch(state, index, extras, data):
+      (params, opt_state), loss = autoencoder_epoch(
+          encoder, decoder, (state["params"], state["opt_state"]),
+          jax.random.wrap_key_data(state["keys"][index]), fit_rows(extras, data),
+          batch_size=hp.ae_batch_size, optimizer=optimizer,
+          input_dropout=hp.ae_input_dropout, sampling=hp.ae_sampling)
+      return {**state, "params": params, "opt_state": opt_state, "loss": loss}, loss
+
+    def result(variables, extras, state):
+      return variables, {**extras, "encoder": state["params"]["encoder"],
+                         "ae_loss": state["loss"]}
+
+    return base.Stage(name="autoencoder", num_epochs=hp.ae_epochs,
+                      steps_per_epoch=num_train // min(hp.ae_batch_size, num_train),
+                      init=init, epoch=epoch, result=result)
+
+  def cluster_stage() -> base.Stage:
+    """K-means on the encoder's features (epoch 1, reported loss: inertia per row), then
+    up to `dec_epochs` DEC epochs that stop once fewer than `dec_tol` of the rows change
+    cluster (the remaining epochs are no-ops). After every epoch the centres, the
+    pseudo-labels of every row (the classifier's targets; labelled anomalies included,
+    never drawn if excluded) and the cluster sizes are in `extras`."""
+    optimizer = dec_optimizer(hp.dec_learning_rate, hp.dec_momentum)
+    dec = functools.partial(dec_epoch, encoder, batch_size=hp.dec_batch_size,
+                            optimizer=optimizer, alpha=hp.dec_alpha, sampling=hp.ae_sampling)
+
+    def init(variables, extras, extras_key, data):
+      params = {"encoder": extras["encoder"], "centers": extras["centers"]}
+      return {"params": params, "opt_state": optimizer.init(params),
+              "previous": jnp.zeros(fit_pool(data).shape[0], jnp.int32),
+              "keys": jax.random.key_data(jax.random.split(extras_key, 7)),
+              "dec_epochs": jnp.int32(0), "changed": jnp.float32(1.0),
+              "inertia": jnp.float32(jnp.nan), "pseudo": jnp.zeros(data.x.shape[0], jnp.int32),
+              "sizes": jnp.zeros(k, jnp.int32)}
+
+    def epoch(state, index, extras, data):
+      keys = jax.random.wrap_key_data(state["keys"])
+      x_fit = fit_rows(extras, data)
+      rest_key, first_key = jax.random.split(keys[5])
+
+      def cluster(state):
+        z = _features(encoder, extras["encoder"], x_fit, keys[3], hp.ae_sampling)
+        centers, _, inertia = kmeans(keys[4], z, k, n_init=hp.kmeans_n_init,
+                                     num_iters=hp.kmeans_iters)
+        params = {"encoder": extras["encoder"], "centers": centers}
+        previous = dec_assign(encoder, params, x_fit, first_key, alpha=hp.dec_alpha,
+                              sampling=hp.ae_sampling)
+        return ({**state, "params": params, "opt_state": optimizer.init(params),
+                 "previous": previous, "inertia": inertia},
+                inertia / x_fit.shape[0])
+
+      def train(state):
+        params, opt_state, labels, loss = dec(state["params"], state["opt_state"], x_fit,
+                                              rest_key, state["dec_epochs"])
+        changed = jnp.mean((labels != state["previous"]).astype(jnp.float32))
+        return ({**state, "params": params, "opt_state": opt_state, "previous": labels,
+                 "dec_epochs": state["dec_epochs"] + 1, "changed": changed}, loss)
+
+      def converged(state):
+        return state, jnp.float32(0.0)
+
+      state, loss = jax.lax.switch(
+          jnp.where(index == 0, 0, jnp.where(state["changed"] >= hp.dec_tol, 1, 2)),
+          [cluster, train, converged], state)
+      z_all = _features(encoder, state["params"]["encoder"], prep(data.x, extras), keys[6],
+                        hp.ae_sampling)
+      pseudo = jnp.argmax(losses.student_t_assignment(z_all, state["params"]["centers"],
+                                                      alpha=hp.dec_alpha), -1)
+      pseudo = pseudo.astype(jnp.int32)
+      sizes = jnp.bincount(pseudo[fit_pool(data)], length=k).astype(jnp.int32)
+      return {**state, "pseudo": pseudo, "sizes": sizes}, loss
+
+    def result(variables, extras, state):
+      pseudo = state["pseudo"]
+      return variables, {
+          **extras, "encoder": state["params"]["encoder"],
+          "centers": state["params"]["centers"], "pseudo_labels": pseudo,
+          "cluster_sizes": state["sizes"],
+          "kmeans_inertia": state["inertia"], "dec_epochs": state["dec_epochs"],
+          "dec_changed": state["changed"]}
+
+    return base.Stage(name="cluster", num_epochs=1 + hp.dec_epochs,
+                      steps_per_epoch=num_train // min(hp.dec_batch_size, num_train),
+                      init=init, epoch=epoch, result=result)
 
   def per_example_loss(params, batch_stats, extras, batch, key):
     del key
@@ -448,4 +559,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       num_epochs=hp.num_epochs,
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_classifier, params, batch_stats, prep(x, extras)),
+      stages=((autoencoder_stage(),) if hp.ae_epochs > 0 else ()) + (cluster_stage(),),
   )
