@@ -229,6 +229,22 @@ def _features(encoder, enc_params, x, key, sampling: bool):
   return mu
 
 
+def _shuffled_epoch(loss_fn, carry, x, perm, step_key, *, batch_size: int, steps: int,
+                    optimizer):
+  """`steps` optimizer steps on consecutive batches of `perm`; `loss_fn(params, rows,
+  key)`. Returns ((params, opt_state), mean loss)."""
+  def step(carry, i):
+    params, opt_state = carry
+    rows = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
+    loss, grads = jax.value_and_grad(loss_fn)(params, x[rows],
+                                              jax.random.fold_in(step_key, i))
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), loss
+
+  carry, step_losses = jax.lax.scan(step, carry, jnp.arange(steps))
+  return carry, jnp.mean(step_losses)
+
+
 def autoencoder_epoch(encoder, decoder, carry, key, x, *, batch_size: int, optimizer,
                       input_dropout: float, sampling: bool):
   """One stage-1 epoch: Adam on the mean squared reconstruction error of `x` (already
@@ -249,17 +265,8 @@ def autoencoder_epoch(encoder, decoder, carry, key, x, *, batch_size: int, optim
 
   perm_key, step_key = jax.random.split(key)
   perm = jax.random.permutation(perm_key, n)
-
-  def step(carry, i):
-    params, opt_state = carry
-    rows = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
-    loss, grads = jax.value_and_grad(loss_fn)(params, x[rows],
-                                              jax.random.fold_in(step_key, i))
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
-
-  carry, step_losses = jax.lax.scan(step, carry, jnp.arange(steps))
-  return carry, jnp.mean(step_losses)
+  return _shuffled_epoch(loss_fn, carry, x, perm, step_key, batch_size=batch_size,
+                         steps=steps, optimizer=optimizer)
 
 
 def pretrain_autoencoder(encoder, decoder, params, x, key, *, epochs: int, batch_size: int,
@@ -302,18 +309,11 @@ def dec_epoch(encoder, params, opt_state, x, key, epoch, *, batch_size: int, opt
     target = jax.lax.stop_gradient(losses.dec_target_distribution(q))
     return jnp.mean(losses.dec_kl_terms(q, target))
 
-  def step(carry, i):
-    params, opt_state = carry
-    rows = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
-    loss, grads = jax.value_and_grad(loss_fn)(params, x[rows],
-                                              jax.random.fold_in(step_key, i))
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), loss
-
-  (params, opt_state), step_losses = jax.lax.scan(step, (params, opt_state),
-                                                  jnp.arange(steps))
+  (params, opt_state), loss = _shuffled_epoch(loss_fn, (params, opt_state), x, perm,
+                                              step_key, batch_size=batch_size, steps=steps,
+                                              optimizer=optimizer)
   labels = dec_assign(encoder, params, x, assign_key, alpha=alpha, sampling=sampling)
-  return params, opt_state, labels, jnp.mean(step_losses)
+  return params, opt_state, labels, loss
 
 
 def train_dec(encoder, enc_params, centers, x, key, *, epochs: int, batch_size: int,
