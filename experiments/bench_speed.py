@@ -51,33 +51,38 @@ GRID_DATASETS = ("6_cardio", "38_thyroid", "30_satellite", "23_mammography",
 BATCH, EPOCHS = 64, 100
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_dir", os.environ.get("SSADJAX_DATA_DIR", "../shared/data/adbench"),
-                    "ADBench npz folder")
-flags.DEFINE_string("out", "/tmp/ssadjax-bench", "where results (jsonl, tables) go")
-flags.DEFINE_list("datasets", list(DATASETS), "datasets of the per-model table")
-flags.DEFINE_list("methods", list(METHODS), "methods of the per-model table")
-flags.DEFINE_integer("reps", 3, "repetitions per cell (medians are printed)")
-flags.DEFINE_integer("epochs", EPOCHS, "epochs of both implementations (100 = DeepOD's)")
-flags.DEFINE_bool("deepod", True, "also run DeepOD (needs torch and deepod)")
-flags.DEFINE_bool("table", True, "run the per-model table")
-flags.DEFINE_bool("grid", False, "also time the full grid, cold and warm cache")
-flags.DEFINE_list("tables", [], "also time these whole commands (names of TABLE_RUNS), "
-                  "each with a fresh compilation cache and then with the cache it filled; "
-                  "writes timings.csv and each run's results.csv under --out")
-flags.DEFINE_list("table_caches", ["cold", "warm"], "caches of the --tables runs")
-flags.DEFINE_list("plan", [], "print how many program groups (one program each) "
-                  "these table configs (adbench_table, adbench_table:quick, "
-                  "adbench_table:all, anoonly_table:seeds3) compile, without training")
-flags.DEFINE_string("report_only", "", "print the tables of an existing results.jsonl")
-flags.DEFINE_bool("executable_cache", True,
-                  "ssadjax workers also use ssadjax.program_cache (opt-in in experiments.main); "
-                  "False: JAX's persistent compilation cache only")
-# Internal: one measurement in this process.
-flags.DEFINE_enum("worker", "", ["", "ssadjax", "deepod", "deepod_cell", "flops"], "internal")
-flags.DEFINE_string("dataset", "", "internal")
-flags.DEFINE_string("method", "", "internal")
-flags.DEFINE_string("cache", "", "internal: compilation cache dir")
-flags.DEFINE_bool("steady", False, "internal: also refit, and train 3 seeds")
+
+
+def define_flags():
+  """The command line, defined only when this file runs as a script: importing it (the
+  report's `bench` block reads `report`) must not clash with other modules' absl flags."""
+  flags.DEFINE_string("data_dir", os.environ.get("SSADJAX_DATA_DIR", "../shared/data/adbench"),
+                      "ADBench npz folder")
+  flags.DEFINE_string("out", "/tmp/ssadjax-bench", "where results (jsonl, tables) go")
+  flags.DEFINE_list("datasets", list(DATASETS), "datasets of the per-model table")
+  flags.DEFINE_list("methods", list(METHODS), "methods of the per-model table")
+  flags.DEFINE_integer("reps", 3, "repetitions per cell (medians are printed)")
+  flags.DEFINE_integer("epochs", EPOCHS, "epochs of both implementations (100 = DeepOD's)")
+  flags.DEFINE_bool("deepod", True, "also run DeepOD (needs torch and deepod)")
+  flags.DEFINE_bool("table", True, "run the per-model table")
+  flags.DEFINE_bool("grid", False, "also time the full grid, cold and warm cache")
+  flags.DEFINE_list("tables", [], "also time these whole commands (names of TABLE_RUNS), "
+                    "each with a fresh compilation cache and then with the cache it filled; "
+                    "writes timings.csv and each run's results.csv under --out")
+  flags.DEFINE_list("table_caches", ["cold", "warm"], "caches of the --tables runs")
+  flags.DEFINE_list("plan", [], "print how many program groups (one program each) "
+                    "these table configs (adbench_table, adbench_table:quick, "
+                    "adbench_table:all, anoonly_table:seeds3) compile, without training")
+  flags.DEFINE_string("report_only", "", "print the tables of an existing results.jsonl")
+  flags.DEFINE_bool("executable_cache", True,
+                    "ssadjax workers also use ssadjax.program_cache (opt-in in experiments.main); "
+                    "False: JAX's persistent compilation cache only")
+  # Internal: one measurement in this process.
+  flags.DEFINE_enum("worker", "", ["", "ssadjax", "deepod", "deepod_cell", "flops"], "internal")
+  flags.DEFINE_string("dataset", "", "internal")
+  flags.DEFINE_string("method", "", "internal")
+  flags.DEFINE_string("cache", "", "internal: compilation cache dir")
+  flags.DEFINE_bool("steady", False, "internal: also refit, and train 3 seeds")
 
 
 # ------------------------------------------------------------------------ shared helpers
@@ -587,4 +592,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
