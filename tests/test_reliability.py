@@ -222,8 +222,16 @@ def test_divergence_continue_skips_only_the_diverging_seed():
 def _main_cmd(workdir, *extra):
   return [sys.executable, "-m", "experiments.main", "--config=experiments/configs/adbench.py",
           "--config.dataset=synthetic", "--config.num_seeds=2",
-          "--config.deepsad.num_epochs=16", "--config.train.chunk_epochs=1",
+          f"--config.deepsad.num_epochs={_KILL_TEST_EPOCHS}", "--config.train.chunk_epochs=1",
           "--config.deepsad.hidden_dims=(32,16)", f"--workdir={workdir}", *extra]
+
+
+_KILL_TEST_EPOCHS = 60
+
+
+def _latest_checkpoint_step(workdir):
+  return max((int(d.name) for d in workdir.glob("checkpoints/*/*[0-9]") if d.name.isdigit()),
+             default=0)
 
 
 @pytest.mark.slow
@@ -236,15 +244,19 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
   work = tmp_path / "work"
   rng = random.Random(0)
   kills = 0
-  for _ in range(3):
+  # An epoch with its checkpoint takes about 30 ms here, so a wall-clock delay cannot aim at
+  # the middle of training; kill instead just after a random epoch's checkpoint appears
+  # (mid-save or mid-chunk), one random epoch in each third of the run.
+  third = _KILL_TEST_EPOCHS // 3
+  for target in sorted(rng.randrange(i * third + 2, (i + 1) * third - 2) for i in range(3)):
     proc = subprocess.Popen(_main_cmd(work), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    # Wait for the program to make progress (a checkpoint), then kill at a random moment.
+    target = max(target, _latest_checkpoint_step(work) + 1)
     deadline = time.time() + 300
-    while proc.poll() is None and time.time() < deadline and not list(
-        work.glob("checkpoints/*/*[0-9]")):
-      time.sleep(0.2)
-    time.sleep(rng.uniform(0.0, 1.5))
+    while (proc.poll() is None and time.time() < deadline
+           and _latest_checkpoint_step(work) < target):
+      time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 0.05))
     if proc.poll() is None:
       proc.send_signal(signal.SIGKILL)
       kills += 1
