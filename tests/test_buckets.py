@@ -46,6 +46,17 @@ def test_masked_permutation_keeps_padded_positions_last():
   assert not np.array_equal(perm[:37], np.arange(37))  # shuffled
 
 
+def test_masked_permutation_orders_real_rows_as_the_unpadded_permutation():
+  """Padding a pool to a bucket does not change which order its real rows are drawn in,
+  also where the bucket needs more sort rounds than the real count (2 rounds above 1625)."""
+  key = jax.random.key(5)
+  shuffle = jax.jit(lambda k, c: base.masked_permutation(k, 4096, c))
+  for count in (37, 1625, 1626, 3000):
+    perm = np.asarray(shuffle(key, jnp.int32(count)))
+    np.testing.assert_array_equal(perm[:count], jax.random.permutation(key, count))
+    np.testing.assert_array_equal(perm[count:], np.arange(count, 4096))
+
+
 def test_true_fan_kernel_zeroes_padding_and_draws_at_the_real_fan():
   init = jax.nn.initializers.lecun_normal()  # std 1/sqrt(fan_in)
   kernel = init(jax.random.key(0), (64, 4096))

@@ -5,6 +5,7 @@ A method connects a model to a loss. The engine never looks inside: it calls
 differentiates `per_example_loss` reduced by `reduce_loss`, and ranks with `score`.
 """
 
+import bisect
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
@@ -87,21 +88,35 @@ def masked_mean_rows(x, data: TrainData) -> jax.Array:
   return jnp.sum(jnp.where(mask, x, 0), axis=0) / rows(data).astype(x.dtype)
 
 
+def _permutation_rounds(size: int) -> int:
+  """The sort rounds jax.random.permutation makes for `size` elements."""
+  return int(np.ceil(3 * np.log(max(1, size)) / np.log(np.iinfo(np.uint32).max)))
+
+
 def masked_permutation(key, size: int, count) -> jax.Array:
   """A uniformly random order of `0..count-1` followed by `count..size-1` (in order):
   jax.random.permutation's rounds of stable sorts by random 32-bit keys, with the keys
-  of the padded positions pinned to the maximum so they stay last. `count == size`
-  gives exactly `jax.random.permutation(key, size)`."""
+  of the padded positions pinned to the maximum so they stay last. The real positions
+  come out exactly as `jax.random.permutation(key, count)` orders them, whatever the
+  padded `size`: the random bits are a prefix of the same stream (threefry is
+  partitionable) and only the rounds `count` needs are applied."""
   if not isinstance(count, jax.Array) and count == size:
     return jax.random.permutation(key, size)
-  num_rounds = int(np.ceil(3 * np.log(max(1, size)) / np.log(np.iinfo(np.uint32).max)))
+  if not jax.config.jax_threefry_partitionable:
+    raise ValueError("masked_permutation needs jax_threefry_partitionable=True (JAX's "
+                     "default), so that the random bits of a padded array extend the real ones")
+  num_rounds = _permutation_rounds(size)
+  # The smallest count that needs each round (integers: no float rounding in the graph).
+  round_starts = [1 + bisect.bisect_right(range(1, size + 1), r, key=_permutation_rounds)
+                  for r in range(num_rounds)]
   real = jnp.arange(size) < count
   order = jnp.arange(size)
-  for _ in range(num_rounds):
+  for start in round_starts:
     key, subkey = jax.random.split(key)
     sort_keys = jnp.where(real, jax.random.bits(subkey, (size,), jnp.uint32),
                           jnp.uint32(np.iinfo(np.uint32).max))
-    _, order = jax.lax.sort_key_val(sort_keys, order)
+    _, sorted_order = jax.lax.sort_key_val(sort_keys, order)
+    order = jnp.where(count >= start, sorted_order, order)
   return order
 
 
