@@ -206,13 +206,24 @@ class _Cell:
              config.dataset, self.splits[0].summary())
 
 
-def _pow2(n: int, least: int) -> int:
+def bucket_size(n: int, least: int) -> int:
+  """The power of two >= n (and >= least) that a padded dimension is rounded up to."""
   return max(least, 1 << (int(n) - 1).bit_length())
 
 
+def can_pad(method, config, *, padded_pools: bool = True) -> bool:
+  """Whether runs of `method` may be padded to a shape bucket: the method is exact on
+  padded rows and features, and no statistic is taken over a set that padding would
+  change: the scored batch ('batch' statistics: padded test rows would enter it), or the
+  unlabelled pool ('recomputed', unless `padded_pools` is False: the grid pads each pool
+  to the group's largest, a lone detector does not)."""
+  stats = config.norm.eval_stats
+  return (method.pad_rows and method.pad_features
+          and (stats == "running" or (stats == "recomputed" and not padded_pools)))
+
+
 def _bucket(cell: _Cell):
-  """(row class, features) of the cell's bucket, or None: not padded (the method is not
-  exact on padded data, or statistics come from whole sets).
+  """(row class, features) of the cell's bucket, or None: not padded (`can_pad`).
 
   Features are padded to the next power of two (>= 8). Rows are padded to the largest
   cell of the program; they only cost memory, except for a method whose epoch length
@@ -221,7 +232,7 @@ def _bucket(cell: _Cell):
   `train.buckets='exact'` keys by the exact shapes (runs still share a program across
   `la` and seeds, whose pools are padded)."""
   method, config = cell.method, cell.method_config
-  if not (method.pad_rows and method.pad_features) or config.norm.eval_stats != "running":
+  if not can_pad(method, config):
     return None
   if config.train.buckets == "exact":
     return cell.num_train, cell.dim
@@ -230,7 +241,7 @@ def _bucket(cell: _Cell):
     row_class = 1024
     while row_class < cell.num_train:
       row_class *= 4
-  return row_class, _pow2(cell.dim, 8)
+  return row_class, bucket_size(cell.dim, 8)
 
 
 def _group_key(cell: _Cell):
@@ -288,7 +299,7 @@ def _run_group(cells: list[_Cell], root: pathlib.Path, on_chunk_end=None) -> lis
     datas = [methods.base.pad_train_data(c.datas[j], num_rows=rows, num_features=dim,
                                           num_anomalies=anomalies, num_unlabelled=unlabelled)
              for c, j in runs]
-    test_rows = _pow2(max(c.splits[0].x_test.shape[0] for c in cells), 256)
+    test_rows = bucket_size(max(c.splits[0].x_test.shape[0] for c in cells), 256)
   else:
     rows, dim = first.num_train, first.dim
     datas = [c.datas[j] for c, j in runs]
