@@ -454,6 +454,9 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
     if lr_scales.shape != (len(seeds),):
       raise ValueError(f"{len(learning_rates)} learning rates for {len(seeds)} runs")
     lr_scales = lr_scales.astype(np.float32)
+  main_steps = method.steps_per_epoch  # the program's epoch; runs may be shorter
+  if method.run_steps_per_epoch is not None:  # progress counts the longest run's steps
+    main_steps = int(np.max(jax.device_get(jax.vmap(method.run_steps_per_epoch)(data))))
   seeds_array = np.asarray(seeds, np.int32)
   if layout is not None:
     layout.check_seeds(len(seeds))
@@ -478,7 +481,7 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
   # The phases, in order: every `Method.stages` entry, then the main stage. Epochs are
   # counted over all of them (checkpoints, resume); a chunk never crosses a phase.
   phases = [(s.name, s.num_epochs, s.steps_per_epoch) for s in method.stages]
-  phases.append(("train", method.num_epochs, method.steps_per_epoch))
+  phases.append(("train", method.num_epochs, main_steps))
   total_epochs = sum(p[1] for p in phases)
   total_steps = sum(p[1] * p[2] for p in phases)
   # One program of `length` epoch slots serves every chunk; a shorter last chunk skips
