@@ -34,7 +34,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ssadjax import compilation_cache, engine, methods, parallel
+from ssadjax import compilation_cache, engine, experiment, methods, parallel
 from ssadjax.data.adbench import DatasetError, validate_x
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,9 @@ class BaseDetector:
   def __setstate__(self, state):
     self.__dict__.update(state)
     if "config_" in state and "n_features_in_" in state:
-      self.method_ = methods.build(self.config_, self.n_features_in_, self.num_train_)
+      self.__dict__.setdefault("bucket_", None)  # pickled before shape buckets
+      rows, features = (self.bucket_ or (self.num_train_, self.n_features_in_))[:2]
+      self.method_ = methods.build(self.config_, features, rows)
 
   # -- configuration --------------------------------------------------------------------
   def _section_overrides(self) -> dict:
@@ -320,14 +322,16 @@ class BaseDetector:
       t0 = time.perf_counter()
       self.config_ = config
       self.method_ = methods.build(config, x.shape[1], x.shape[0])
-      data = engine.stack_data([methods.make_train_data(x, semi)])
+      self.bucket_ = self._shape_bucket(semi, x.shape[1])
+      data = self._train_data(x, semi)
       layout = parallel.make_layout(data=1)
       recompute = config.norm.eval_stats == "recomputed"  # as the experiment runner does
       # One program trains and scores the training rows (PyOD's decision_scores_).
       self.state_, train_scores, self.timing_ = engine.fit_and_score(
-          self.method_, data, [config.seed], x[None], recompute_stats=recompute,
-          chunk_epochs=config.train.chunk_epochs, layout=layout,
-          compile_effort=config.train.compile)
+          self.method_, data, [config.seed], self._padded(x, len(data.x[0]))[None],
+          recompute_stats=recompute, chunk_epochs=config.train.chunk_epochs, layout=layout,
+          compile_effort=config.train.compile, program_key=self._program_key())
+      train_scores = train_scores[:, :x.shape[0]]
       if recompute:  # the statistics later scoring uses
         self.state_ = engine.recompute_batch_stats(self.method_, self.state_, data,
                                                    layout=layout)
@@ -360,8 +364,51 @@ class BaseDetector:
           f"{where}: this {type(self).__name__} is not fitted yet; call fit(X, y) first.")
 
   def _score(self, x):
-    return engine.score(self.method_, self.state_, x[None],
-                        layout=parallel.make_layout(data=1))[0]
+    n = x.shape[0]
+    # Test rows are padded too, so that predictions on sets of similar sizes share a program.
+    return engine.score(self.method_, self.state_,
+                        self._padded(x, experiment.bucket_size(n, 256))[None],
+                        layout=parallel.make_layout(data=1),
+                        program_key=self._program_key())[0][:n]
+
+  # -- shape buckets: fits of similar sizes share compiled programs ----------------------
+  def _shape_bucket(self, semi: np.ndarray, num_features: int):
+    """(rows, features, anomaly pool, unlabelled pool) this detector trains at, padded as
+    the experiment runner pads a grid's runs (exact: the padding never reaches the math),
+    so that a fit on another dataset of a similar size, in this process or a later one,
+    reuses the compiled programs; None: this method and config train at the exact shape.
+    The method is then rebuilt at the bucket's shape. Recomputed BatchNorm statistics
+    read the unlabelled pool whole, so that pool keeps its size."""
+    if not experiment.can_pad(self.method_, self.config_, padded_pools=False):
+      return None
+    rows = experiment.bucket_size(semi.size, 256)
+    anomalies, unlabelled = int(semi.sum()), int(semi.size - semi.sum())
+    if self.config_.norm.eval_stats != "recomputed":
+      anomalies = experiment.bucket_size(anomalies, 8)
+      unlabelled = experiment.bucket_size(unlabelled, 256)
+    bucket = (rows, experiment.bucket_size(num_features, 8), anomalies, unlabelled)
+    self.method_ = methods.build(self.config_, bucket[1], bucket[0])
+    return bucket
+
+  def _train_data(self, x, semi):
+    data = methods.make_train_data(x, semi)
+    if self.bucket_ is not None:
+      rows, features, anomalies, unlabelled = self.bucket_
+      data = methods.base.pad_train_data(data, num_rows=rows, num_features=features,
+                                         num_anomalies=anomalies, num_unlabelled=unlabelled)
+    return engine.stack_data([data])
+
+  def _padded(self, x, num_rows: int):
+    """`x` with zero rows up to `num_rows` and zero feature columns up to the bucket's
+    width (unchanged without a bucket)."""
+    if self.bucket_ is None:
+      return x
+    return np.pad(x, ((0, num_rows - x.shape[0]), (0, self.bucket_[1] - x.shape[1])))
+
+  def _program_key(self):
+    if self.bucket_ is None:
+      return None  # programs shared by refits of this detector object only
+    return experiment.program_key(self.config_, self.bucket_[1], self.bucket_[0])
 
   def _test_scores(self, X, where: str) -> np.ndarray:
     self._check_fitted(where)
@@ -442,6 +489,7 @@ class BaseDetector:
             "config": json.loads(self.config_.to_json_best_effort()),
             "n_features_in": self.n_features_in_, "num_train": self.num_train_,
             "num_labelled": self.num_labelled_,
+            "bucket": list(self.bucket_) if self.bucket_ is not None else None,
             "threshold": self.threshold_}
     (path / "detector.json").write_text(json.dumps(meta, indent=2))
 
@@ -459,15 +507,18 @@ class BaseDetector:
     detector = klass(**params)
     config = ml_collections.ConfigDict(meta["config"])
     detector.config_ = config
-    detector.method_ = methods.build(config, meta["n_features_in"], meta["num_train"])
+    bucket = meta.get("bucket")
+    detector.bucket_ = tuple(bucket) if bucket else None
+    rows, features = (detector.bucket_ or (meta["num_train"], meta["n_features_in"]))[:2]
+    detector.method_ = methods.build(config, features, rows)
+    # Shapes only: some methods keep the labelled pool in their state.
+    semi = (np.arange(meta["num_train"]) < meta["num_labelled"]).astype(np.int32)
     like = jax.eval_shape(
         jax.vmap(lambda s, d: engine.create_train_state(
             detector.method_, *engine.seed_keys(s)[:2], d)),
         np.asarray([config.seed], np.int32),
-        # Shapes only: some methods keep the labelled pool in their state.
-        engine.stack_data([methods.make_train_data(
-            np.zeros((meta["num_train"], meta["n_features_in"]), np.float32),
-            (np.arange(meta["num_train"]) < meta["num_labelled"]).astype(np.int32))]))
+        detector._train_data(np.zeros((meta["num_train"], meta["n_features_in"]),
+                                      np.float32), semi))
     with ocp.StandardCheckpointer() as checkpointer:
       detector.state_ = checkpointer.restore(path / "state", like)
     detector.n_features_in_ = meta["n_features_in"]

@@ -67,7 +67,11 @@ def test_recomputed_statistics_are_applied_after_fit(small_split):
   running = DeepSAD(**args).fit(small_split.x_train, small_split.semi_labels)
   recomputed = DeepSAD(norm={"eval_stats": "recomputed"}, **args).fit(
       small_split.x_train, small_split.semi_labels)
-  data = engine.stack_data([methods.make_train_data(small_split.x_train, small_split.semi_labels)])
+  # Both detectors train at the same padded rows and features (a shape bucket); the
+  # recomputing one keeps its unlabelled pool exact, as the statistics are taken over it.
+  assert running.bucket_[:2] == recomputed.bucket_[:2]
+  assert recomputed.bucket_[3] == np.sum(small_split.semi_labels == 0)
+  data = recomputed._train_data(small_split.x_train, small_split.semi_labels)
   expected = engine.recompute_batch_stats(running.method_, running.state_, data)
   for a, b in zip(jax.tree.leaves(recomputed.state_.batch_stats),
                   jax.tree.leaves(expected.batch_stats)):
@@ -349,3 +353,25 @@ def test_deepsvdd_recipes_and_explicit_arguments():
   assert (official["num_epochs"], official["batch_size"], official["learning_rate"]) == (150, 200, 1e-4)
   assert recipe(preset="deepsvdd_official", num_epochs=3)["num_epochs"] == 3
   assert recipe(preset="deepsvdd_official", hparams={"batch_size": 64})["batch_size"] == 64
+
+
+def test_fits_of_one_shape_bucket_share_their_compiled_program(small_split):
+  """A detector pads rows and features to powers of two (exactly: padding never reaches
+  the math), so fitting another dataset of a similar size compiles nothing new."""
+  x, semi = small_split.x_train, small_split.semi_labels
+  normal, labelled = np.flatnonzero(semi == 0), np.flatnonzero(semi == 1)
+  rows = lambda u, m: np.concatenate([normal[:u], labelled[:m]])
+  first_rows, second_rows = rows(145, 5), rows(193, 7)
+  first = DeepSAD(num_epochs=2, batch_size=32, random_state=1).fit(
+      x[first_rows, :10], semi[first_rows])
+  before = dict(engine.program_stats)
+  second = DeepSAD(num_epochs=2, batch_size=32, random_state=1).fit(
+      x[second_rows, :12], semi[second_rows])
+  assert first.bucket_[:2] == second.bucket_[:2] == (256, 16)
+  assert first.bucket_ == second.bucket_  # the labelled and unlabelled pools too
+  assert engine.program_stats["compiles"] == before["compiles"]
+  scores = second.decision_function(small_split.x_test[:, :12])
+  assert scores.shape == (small_split.x_test.shape[0],) and np.all(np.isfinite(scores))
+  # Deep SAD's epochs follow the real rows, not the bucket's: 200 // 32 = 6 steps each.
+  assert second.timing_["steps"] == 2 * 6
+  assert int(np.asarray(second.state_.step)[0]) == 2 * 6
