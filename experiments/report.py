@@ -32,6 +32,7 @@ import os
 import pathlib
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 from collections import defaultdict
@@ -645,6 +646,35 @@ def csv_table(path: pathlib.Path) -> str:
   return "\n".join(lines) + "\n"
 
 
+def medians_table(path: pathlib.Path) -> str:
+  """Repeated measurements as medians: rows that agree on every text column (a `rep`
+  column aside) are one line, each numeric column their median, `n` how many there were."""
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  if not rows:
+    raise ValueError(f"{path}: empty")
+
+  def number(value):
+    try:
+      return float(value)
+    except ValueError:
+      return None
+
+  columns = [c for c in rows[0] if c != "rep"]
+  numeric = [c for c in columns if all(number(r[c]) is not None for r in rows)]
+  labels = [c for c in columns if c not in numeric]
+  groups = {}
+  for row in rows:
+    groups.setdefault(tuple(row[c] for c in labels), []).append(row)
+  lines = ["| " + " | ".join([*labels, "n", *(f"median {c}" for c in numeric)]) + " |",
+           "|" + "---|" * (len(labels) + 1 + len(numeric))]
+  for label, members in groups.items():
+    medians = [statistics.median(number(r[c]) for r in members) for c in numeric]
+    lines.append("| " + " | ".join([*label, str(len(members)),
+                                    *("nan" if m != m else f"{m:.4g}" for m in medians)]) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def seconds_by_method(path: pathlib.Path) -> str:
   """Where a grid's time went, per method: the training and compiling seconds of its cells
   (results.csv repeats a cell's seconds on every seed row; a program's seconds are shared
@@ -693,6 +723,7 @@ _BLOCK_KINDS = {"cells": lambda folder, source: cells_table(read_cells([folder /
                 "fidelity": _fidelity_block, "paired": _paired_block,
                 "timings": lambda folder, source: timings_table(folder / source),
                 "csv": lambda folder, source: csv_table(folder / source),
+                "medians": lambda folder, source: medians_table(folder / source),
                 "seconds": lambda folder, source: seconds_by_method(folder / source)}
 
 
