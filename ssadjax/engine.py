@@ -56,7 +56,10 @@ def seed_keys(seed: int):
   return init_key, extras_key, train_key
 
 
-def create_train_state(method: Method, init_key, extras_key, data: TrainData) -> TrainState:
+def create_train_state(method: Method, init_key, extras_key, data: TrainData,
+                       hparams=None) -> TrainState:
+  """A run's initial state. `hparams`: this run's values of `method.run_hparams` (the
+  method's own where absent)."""
   variables, extras = method.init(init_key, extras_key, data)
   params = variables["params"]
   batch_stats = variables.get("batch_stats", {})
@@ -65,9 +68,18 @@ def create_train_state(method: Method, init_key, extras_key, data: TrainData) ->
   stages = tuple({"epoch": jnp.zeros((), jnp.int32),
                   "state": stage.init(variables, extras, extras_key, data)}
                  for stage in method.stages)
+  opt_state = method.optimizer.init(params)
+  if method.run_hparams:
+    values = {name: jnp.asarray((hparams or {}).get(name, default), jnp.float32)
+              for name, default in method.run_hparams.items()}
+    extras = {**extras, "hparams": values}
+    # The optimizer's own copies (an optax.inject_hyperparams state holding the name).
+    in_optimizer = {k: v for k, v in values.items()
+                    if optax.tree_utils.tree_get(opt_state, k) is not None}
+    if in_optimizer:
+      opt_state = optax.tree_utils.tree_set(opt_state, **in_optimizer)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                    opt_state=method.optimizer.init(params), extras=extras, best=best,
-                    stages=stages)
+                    opt_state=opt_state, extras=extras, best=best, stages=stages)
 
 
 def run_stage_epochs(method: Method, index: int, num_epochs: int, state: TrainState,
@@ -368,7 +380,7 @@ def fit(method: Method, data: TrainData, seeds: list[int], **kwargs) -> tuple[Tr
 
 
 def fit_and_score(method: Method, data: TrainData, seeds: list[int], x, *,
-                  recompute_stats: bool = False, learning_rates=None,
+                  recompute_stats: bool = False, learning_rates=None, run_hparams=None,
                   **kwargs) -> tuple[TrainState, np.ndarray, dict]:
   """`fit`, and the `[runs, n]` eval-mode scores of per-run inputs `x` `[runs, n, d]`
   from the final (or best) variables, all in one compiled program: its first call
@@ -377,6 +389,8 @@ def fit_and_score(method: Method, data: TrainData, seeds: list[int], x, *,
   (`norm.eval_stats='recomputed'`, as `recompute_batch_stats`); the returned state keeps
   the trained ones. `learning_rates` (one per run, or None = the method's) needs
   `method.learning_rate`: each run trains at its own rate in the same program.
+  `run_hparams` (one {name: value} per run, or None = the method's): each run's values
+  of `method.run_hparams`, data of the same program.
   `compile_effort`: 'optimized' (XLA's default) or 'fast' (LLVM at -O0: about half the
   compile time, slower steps where FLOPs dominate).
 
@@ -401,7 +415,22 @@ def fit_and_score(method: Method, data: TrainData, seeds: list[int], x, *,
   errors; `timing['diverged_runs']` is {run index: step}.
   """
   return _train(method, data, seeds, x, recompute_stats=recompute_stats,
-                learning_rates=learning_rates, **kwargs)
+                learning_rates=learning_rates, run_hparams=run_hparams, **kwargs)
+
+
+def _run_hparam_arrays(method: Method, run_hparams, num_runs: int) -> dict:
+  """{name: float32 [runs]} of `method.run_hparams`, each run's value or the method's."""
+  if run_hparams is None:
+    run_hparams = [{}] * num_runs
+  if len(run_hparams) != num_runs:
+    raise ValueError(f"{len(run_hparams)} sets of run hyper-parameters for {num_runs} runs")
+  unknown = {k for r in run_hparams for k in r} - set(method.run_hparams)
+  if unknown:
+    raise ValueError(f"{method.name}: {sorted(unknown)} are not run hyper-parameters of "
+                     f"this method (it has {sorted(method.run_hparams) or 'none'}); set them "
+                     "in the config, where they are part of the program")
+  return {name: np.asarray([r.get(name, default) for r in run_hparams], np.float32)
+          for name, default in method.run_hparams.items()}
 
 
 def _placeholder(abstract_state, layout):
@@ -438,7 +467,7 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
            on_divergence: str = "stop",
            on_chunk_end: Callable[[int, dict], None] | None = None,
            program_key=None, run_names: list[str] | None = None,
-           recompute_stats: bool = False, learning_rates=None,
+           recompute_stats: bool = False, learning_rates=None, run_hparams=None,
            compile_effort: str = "optimized"):
   if chunk_epochs < 1:
     raise ValueError(f"chunk_epochs={chunk_epochs} must be >= 1")
@@ -454,6 +483,7 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
     if lr_scales.shape != (len(seeds),):
       raise ValueError(f"{len(learning_rates)} learning rates for {len(seeds)} runs")
     lr_scales = lr_scales.astype(np.float32)
+  hparams = _run_hparam_arrays(method, run_hparams, len(seeds))
   main_steps = method.steps_per_epoch  # the program's epoch; runs may be shorter
   if method.run_steps_per_epoch is not None:  # progress counts the longest run's steps
     main_steps = int(np.max(jax.device_get(jax.vmap(method.run_steps_per_epoch)(data))))
@@ -468,14 +498,15 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
   seeds_array, data = place(seeds_array), place(_as_float32(data))
   if lr_scales is not None:
     lr_scales = place(lr_scales)
+  hparams = place(hparams)
   if x is not None:
     x = x if isinstance(x, jax.Array) else _as_float32(np.asarray(x))
     x = place(x)
   key = (_program_owner(method, program_key), _layout_key(layout))
 
-  def init_one(seed, d):
+  def init_one(seed, d, hp):
     init_key, extras_key, _ = seed_keys(seed)
-    return create_train_state(method, init_key, extras_key, d)
+    return create_train_state(method, init_key, extras_key, d, hp)
 
   init_all = jax.jit(_vmap(init_one, layout))
   # The phases, in order: every `Method.stages` entry, then the main stage. Epochs are
@@ -500,11 +531,11 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
     p, e = phase_at(epoch)
     return sum(n * s for _, n, s in phases[:p]) + e * phases[p][2]
 
-  def one(state, seed, d, x_run, lr_scale, active, fresh, final, phase):
+  def one(state, seed, d, hp, x_run, lr_scale, active, fresh, final, phase):
     # `fresh`, `final` and `phase` are unbatched runtime values: lax.cond / switch stay
     # real branches, so a later chunk does not initialise, only the last one scores, and
     # a chunk runs the epochs of its phase only.
-    state = jax.lax.cond(fresh, lambda st: init_one(seed, d), lambda st: st, state)
+    state = jax.lax.cond(fresh, lambda st: init_one(seed, d, hp), lambda st: st, state)
     main = lambda st: run_epochs(method, length, st, seed, d, layout, active_epochs=active,
                                  lr_scale=lr_scale)
     if phase is None:
@@ -527,12 +558,12 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
     return state, metrics, scores
 
   per_run = lambda a: None if a is None else 0
-  program_fn = jax.jit(_vmap(one, layout, in_axes=(0, 0, 0, per_run(x), per_run(lr_scales),
+  program_fn = jax.jit(_vmap(one, layout, in_axes=(0, 0, 0, 0, per_run(x), per_run(lr_scales),
                                                     None, None, None, None)),
                        donate_argnums=0, **jit_kwargs)
 
   def abstract():
-    state = jax.eval_shape(init_all, seeds_array, data)
+    state = jax.eval_shape(init_all, seeds_array, data, hparams)
     if recompute_stats:
       _check_recompute(method, state)
     if layout is not None:
@@ -543,8 +574,9 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
   phase_arg = (lambda p: np.int32(p)) if method.stages else (lambda p: None)
   flags = (np.int32(length), np.bool_(True), np.bool_(False), phase_arg(0))
   program, compile_seconds = _compiled(
-      (key, "train", length, recompute_stats, _avals_key(seeds_array, data, x, lr_scales)),
-      lambda: program_fn.lower(abstract(), seeds_array, data, x, lr_scales, *flags),
+      (key, "train", length, recompute_stats,
+       _avals_key(seeds_array, data, hparams, x, lr_scales)),
+      lambda: program_fn.lower(abstract(), seeds_array, data, hparams, x, lr_scales, *flags),
       compile_effort)
   abstract_state = program.out_info[0]  # the state's shapes, without tracing again
   if layout is not None:
@@ -577,7 +609,7 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
       n = min(length, phase_epochs - phase_epoch)
       final = epoch + n >= total_epochs
       t = time.perf_counter()
-      state, metrics, scores_out = program(state, seeds_array, data, x, lr_scales,
+      state, metrics, scores_out = program(state, seeds_array, data, hparams, x, lr_scales,
                                            np.int32(n), np.bool_(fresh), np.bool_(final),
                                            phase_arg(phase))
       fresh = False

@@ -408,7 +408,9 @@ class BaseDetector:
   def _program_key(self):
     if self.bucket_ is None:
       return None  # programs shared by refits of this detector object only
-    return experiment.program_key(self.config_, self.bucket_[1], self.bucket_[0])
+    # Run hyper-parameters (η, margins, ...) are data of the program, not part of it.
+    return experiment.program_key(self.config_, self.bucket_[1], self.bucket_[0],
+                                  run_data=tuple(self.method_.run_hparams))
 
   def _test_scores(self, X, where: str) -> np.ndarray:
     self._check_fitted(where)

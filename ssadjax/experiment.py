@@ -137,19 +137,24 @@ _NOT_IN_PROGRAM = ("data_dir", "seed", "num_seeds", "grid", "grid_presets", "che
                    "train", "plot", "la", "data")
 
 
-def program_key(config, input_dim: int, num_train: int, *,
-                without_learning_rate: bool = False) -> str:
+def program_key(config, input_dim: int, num_train: int, *, run_data=()) -> str:
   """What determines a method's compiled programs besides the array shapes: its resolved
   config without the fields of `_NOT_IN_PROGRAM`, the dataset only through the image
   shape its name implies (the one thing methods read from it), and the build arguments.
   Cells, seed groups and reruns with equal keys and shapes reuse one compiled program
-  (engine._PROGRAMS). `without_learning_rate`: the key that groups cells whose runs may
-  differ in learning rate (run data when the method has `Method.learning_rate`)."""
+  (engine._PROGRAMS). `run_data`: fields of the method's section that are run data, not
+  program (`run_data_fields`), left out so that cells differing in them share a key."""
   c = {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_PROGRAM}
-  if without_learning_rate:
-    c[config.method] = {**c[config.method], "learning_rate": None}
+  if run_data:
+    c[config.method] = {**c[config.method], **{name: None for name in run_data}}
   c["dataset"] = str(data_lib.feature_shape(c.pop("dataset", "") or ""))
   return json.dumps([c, input_dim, num_train], sort_keys=True, default=repr)
+
+
+def run_data_fields(method) -> tuple[str, ...]:
+  """The method's config fields that runs of one program may differ in: the learning rate
+  where updates are proportional to it (`Method.learning_rate`), and `Method.run_hparams`."""
+  return (("learning_rate",) if method.learning_rate else ()) + tuple(method.run_hparams)
 
 
 def program_counts() -> dict:
@@ -246,12 +251,12 @@ def _bucket(cell: _Cell):
 
 def _group_key(cell: _Cell):
   """Cells with equal keys train as one program: same method config (without the
-  fields of _NOT_IN_PROGRAM, and without the learning rate where it is run data), same
+  fields of _NOT_IN_PROGRAM and the run data of `run_data_fields`), same
   layout and the same bucket, or for unpadded cells the same array shapes."""
   bucket = _bucket(cell)
   shapes = bucket if bucket is not None else _shapes(cell)
   return (program_key(cell.method_config, 0, 0,
-                      without_learning_rate=bool(cell.method.learning_rate)),
+                      run_data=run_data_fields(cell.method)),
           engine._layout_key(cell.layout),
           bucket is None, shapes)
 
@@ -316,7 +321,7 @@ def _run_group(cells: list[_Cell], root: pathlib.Path, on_chunk_end=None) -> lis
   datas, seeds, names = datas + datas[-1:] * extra, seeds + seeds[-1:] * extra, names + names[-1:] * extra
   x_test = np.concatenate([x_test] + [x_test[-1:]] * extra)
   method = methods.build(first.method_config, dim, rows)
-  key = program_key(first.method_config, dim, rows)
+  key = program_key(first.method_config, dim, rows, run_data=tuple(method.run_hparams))
   stacked = engine.stack_data(datas)
   stats_before = program_counts()
   for c in cells:
@@ -341,9 +346,12 @@ def _run_group(cells: list[_Cell], root: pathlib.Path, on_chunk_end=None) -> lis
   # a group at one rate builds the program without the per-run scale.
   rates = [c.method.learning_rate for c, _ in runs]
   rates = rates + rates[-1:] * extra if len(set(rates)) > 1 else None
+  hparams = [c.method.run_hparams for c, _ in runs]  # always run data (Method.run_hparams)
+  hparams += hparams[-1:] * extra
   # One program per group: it initialises, trains every chunk and scores the test rows.
   state, scores, timing = engine.fit_and_score(
       method, stacked, seeds, x_test, learning_rates=rates,
+      run_hparams=hparams,
       compile_effort=config.train.compile,
       recompute_stats=first.method_config.norm.eval_stats == "recomputed",
       chunk_epochs=config.train.chunk_epochs,

@@ -260,6 +260,37 @@ def test_learning_rate_sweep_is_one_program_equal_to_separate_cells(tmp_path, na
   assert not np.allclose(first, second, rtol=1e-3)
 
 
+@pytest.mark.parametrize("name,field,values", [("deepsad", "eta", (1.0, 4.0)),
+                                               ("deepsad", "weight_decay", (0.0, 0.05)),
+                                               ("devnet", "margin", (5.0, 1.0))])
+def test_run_hparam_sweep_is_one_program_equal_to_separate_cells(tmp_path, name, field, values):
+  """Method.run_hparams are data of the program (extras / the injected optimizer state):
+  a sweep trains as one program, every cell bit-identical to running alone."""
+  steps = {"deepsad": {"deepsad.num_epochs": 4},
+           "devnet": {"devnet.num_epochs": 2, "devnet.steps_per_epoch": 5}}[name]
+  config = tiny_config(method=name, num_seeds=2, **steps,
+                       grid=f"{name}.{field}={values[0]}|{values[1]}")
+  assert len(experiment.plan_grid(config)) == 1
+  summaries = experiment.run_grid(config, tmp_path / "grid")
+  assert [s["program_group"]["cells"] for s in summaries] == [2, 2]
+  cells = [_cell_scores(tmp_path / "grid" / "cells" / f"{name}.{field}={v}") for v in values]
+  for value, cell in zip(values, cells):
+    experiment.run_single(
+        tiny_config(method=name, num_seeds=2, **steps, **{f"{name}.{field}": value}),
+        tmp_path / f"alone_{value}")
+    np.testing.assert_array_equal(cell, _cell_scores(tmp_path / f"alone_{value}"))
+  assert not np.allclose(cells[0], cells[1], rtol=1e-3)  # the values really trained
+
+
+def test_run_hparams_of_another_method_are_a_clear_error():
+  config = tiny_config(method="devnet", **{"devnet.num_epochs": 1, "devnet.steps_per_epoch": 2})
+  x, _, semi = blobs()
+  method = methods.build(config, x.shape[1], x.shape[0])
+  data = engine.stack_data([methods.make_train_data(x, semi)])
+  with pytest.raises(ValueError, match="'eta'.*not run hyper-parameters.*margin"):
+    engine.fit(method, data, [0], run_hparams=[{"eta": 2.0}])
+
+
 def test_learning_rate_of_a_non_proportional_schedule_stays_in_the_program():
   """PReNet's cosine annealing to a floor is affine in the rate: no sharing."""
   config = tiny_config(method="prenet", num_seeds=1,

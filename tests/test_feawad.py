@@ -210,9 +210,9 @@ def test_fixed_batch_replays_one_balanced_batch(fixed_batch):
   x, _, semi = _data()
   data = jax.device_put(methods.make_train_data(x, semi))
   _, method = _method(fixed_batch=fixed_batch)
-  variables, extras = method.init(jax.random.key(0), jax.random.key(1), data)
+  state = engine.create_train_state(method, jax.random.key(0), jax.random.key(1), data)
+  extras, params, stats = state.extras, state.params, state.batch_stats
   assert ("fixed_x" in extras) == fixed_batch
-  params, stats = variables["params"], variables.get("batch_stats", {})
   batches = [method.sampler.batch((), i, jax.random.key(i), data) for i in range(2)]
   outs = [method.per_example_loss(params, stats, extras, b, None)[0] for b in batches]
   assert np.array_equal(outs[0], outs[1]) == fixed_batch

@@ -210,6 +210,12 @@ class Method:
       None: the rate is part of the program.
     stages: `Stage`s the engine runs, in order, before the main stage (whose sampler,
       loss, optimizer and length are the fields above).
+    run_hparams: {name: value} of scalar hyper-parameters that are run data, not part of
+      the program: the engine puts them in `extras["hparams"]` as float32 scalars (and in
+      the optimizer's state where it is an `optax.inject_hyperparams` state holding that
+      name), where the loss reads them, so runs of one program may differ in them (an η
+      or margin sweep shares one program). Each name is a field of the method's config
+      section, with the configured value.
   """
   name: str
   init: Callable
@@ -228,6 +234,7 @@ class Method:
   pad_features: bool = False
   learning_rate: float | None = None
   stages: tuple = ()
+  run_hparams: dict = dataclasses.field(default_factory=dict)
 
 
 def make_train_data(x, semi_labels) -> TrainData:

@@ -44,8 +44,10 @@ from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 def adam_l2(learning_rate, weight_decay: float, *, eps: float = 1e-8
             ) -> optax.GradientTransformation:
   """PyTorch Adam(weight_decay=wd): wd * theta is added to the gradient before the
-  moment estimates (L2, not AdamW's decoupled decay). `learning_rate` may be a schedule."""
-  return optax.chain(optax.add_decayed_weights(weight_decay),
+  moment estimates (L2, not AdamW's decoupled decay). `learning_rate` may be a schedule.
+  The decay is injected (`optax.inject_hyperparams`: it lives in the optimizer state),
+  so runs of one program may decay at their own rates (`Method.run_hparams`)."""
+  return optax.chain(optax.inject_hyperparams(optax.add_decayed_weights)(weight_decay),
                      optax.adam(learning_rate, eps=eps))
 
 
@@ -209,6 +211,12 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
                          num_train // pretrain_batch_size),
       pretrain_weight_decay)
 
+  # η and the main stage's decay are run data; the decay stays in the program where the
+  # pretraining stage inherits it (pretrain_weight_decay unset).
+  run_hparams = {"eta": hp["eta"]}
+  if hp["pretrain_epochs"] == 0 or hp.get("pretrain_weight_decay") is not None:
+    run_hparams["weight_decay"] = hp["weight_decay"]
+
   def standardise(extras, x):
     # PyOD's StandardScaler, fitted on the training rows in init.
     return (x - extras["shift"]) / extras["scale"] if "shift" in extras else x
@@ -316,7 +324,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
           norm_mask=stats_mask(policy, batch["semi_labels"]))
       activity = 0.0
     per_example = losses.deep_sad_loss(z, extras["center"], semi_labels,
-                                       eta=hp["eta"], eps=hp["eps"]) + activity
+                                       eta=extras["hparams"]["eta"], eps=hp["eps"]) + activity
     return per_example, batch["semi_labels"] == 1, new_batch_stats
 
   def score(variables, extras, x):
@@ -339,4 +347,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
       pad_rows=can_pad, pad_features=can_pad,
       learning_rate=hp["learning_rate"],  # Adam with L2 decay, piecewise-constant steps
       stages=(pretrain_stage(),) if hp["pretrain_epochs"] > 0 else (),
+      run_hparams=run_hparams,
   )

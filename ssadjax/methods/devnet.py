@@ -160,7 +160,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     else:
       mean, std = 0.0, 1.0
     per_example = losses.deviation_loss(
-        scores, batch["semi_labels"], margin=hp["margin"], reference_mean=mean,
+        scores, batch["semi_labels"], margin=extras["hparams"]["margin"], reference_mean=mean,
         reference_std=std, anomaly_term=anomaly_term)
     return per_example, batch["semi_labels"] == 1, new_batch_stats
 
@@ -184,4 +184,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
           stats_model, params, batch_stats, x),
       pad_rows=True, pad_features=True,
       learning_rate=hp["learning_rate"],  # RMSprop after clipping: linear in the rate
+      run_hparams={"margin": hp["margin"]},
   )

@@ -219,7 +219,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
         net, params, batch_stats, batch["x"],
         norm_mask=stats_mask(policy, batch["semi_labels"]))
     per_example = losses.feawad_loss(
-        scores, residuals, batch["semi_labels"], margin=hp["margin"],
+        scores, residuals, batch["semi_labels"], margin=extras["hparams"]["margin"],
         reconstruction_term=hp["reconstruction_term"], eps=hp["residual_eps"])
     return per_example, batch["semi_labels"] == 1, new_batch_stats
 
@@ -243,4 +243,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       pad_rows=True, pad_features=True,
       learning_rate=hp["learning_rate"],  # Adam; the pretraining rate is another field
       stages=(pretrain_stage(ae, hp, fixed_batch),) if hp["pretrain_epochs"] > 0 else (),
+      run_hparams={"margin": hp["margin"]},
   )
