@@ -103,7 +103,8 @@ def test_adbench_recipe_is_pyods_network_and_objective():
   assert not np.allclose(extras["center"], deepsad.center_eps_trick(z.mean(0), 0.1))
   # Loss = distance + 0.1 * squared activations of both layers; labels are ignored.
   batch = {"x": jnp.asarray(x[:8]), "semi_labels": jnp.ones(8, jnp.int32)}
-  per_example, _, _ = method.per_example_loss(variables["params"], {}, extras, batch, None)
+  run_extras = engine.create_train_state(method, init_key, extras_key, data).extras
+  per_example, _, _ = method.per_example_loss(variables["params"], {}, run_extras, batch, None)
   h, out = deepsad.PyODEncoder().apply(variables, xs[:8], return_activations=True)
   expected = (np.sum((out - extras["center"]) ** 2, -1)
               + 0.1 * (np.sum(h ** 2, -1) + np.sum(out ** 2, -1)))
