@@ -69,10 +69,9 @@ def create_train_state(method: Method, init_key, extras_key, data: TrainData,
                   "state": stage.init(variables, extras, extras_key, data)}
                  for stage in method.stages)
   opt_state = method.optimizer.init(params)
-  if method.run_hparams:
-    values = {name: jnp.asarray((hparams or {}).get(name, default), jnp.float32)
-              for name, default in method.run_hparams.items()}
-    extras = {**extras, "hparams": values}
+  if hparams:  # this run's values of method.run_hparams (init set the configured ones)
+    values = {name: jnp.asarray(value, jnp.float32) for name, value in hparams.items()}
+    extras = {**extras, "hparams": {**extras["hparams"], **values}}
     # The optimizer's own copies (an optax.inject_hyperparams state holding the name).
     in_optimizer = {k: v for k, v in values.items()
                     if optax.tree_utils.tree_get(opt_state, k) is not None}

@@ -211,11 +211,12 @@ class Method:
     stages: `Stage`s the engine runs, in order, before the main stage (whose sampler,
       loss, optimizer and length are the fields above).
     run_hparams: {name: value} of scalar hyper-parameters that are run data, not part of
-      the program: the engine puts them in `extras["hparams"]` as float32 scalars (and in
-      the optimizer's state where it is an `optax.inject_hyperparams` state holding that
-      name), where the loss reads them, so runs of one program may differ in them (an η
-      or margin sweep shares one program). Each name is a field of the method's config
-      section, with the configured value.
+      the program: `init`'s extras carry them as float32 scalars in `extras["hparams"]`,
+      where the loss reads them, and the engine replaces them with each run's values
+      there and in the optimizer's state (where an `optax.inject_hyperparams` state holds
+      the name), so runs of one program may differ in them (an η or margin sweep shares
+      one program). Each name is a field of the method's config section, with the
+      configured value.
   """
   name: str
   init: Callable
@@ -235,6 +236,21 @@ class Method:
   learning_rate: float | None = None
   stages: tuple = ()
   run_hparams: dict = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    # `init`'s extras always carry the run hyper-parameters at their configured values,
+    # whoever calls it; the engine then sets each run's own (engine.create_train_state).
+    if self.run_hparams:
+      object.__setattr__(self, "init", _with_run_hparams(self.init, self.run_hparams))
+
+
+def _with_run_hparams(init: Callable, run_hparams: dict) -> Callable:
+  def init_with_hparams(init_key, extras_key, data):
+    variables, extras = init(init_key, extras_key, data)
+    values = {name: jnp.asarray(value, jnp.float32) for name, value in run_hparams.items()}
+    return variables, {**extras, "hparams": values}
+
+  return init_with_hparams
 
 
 def make_train_data(x, semi_labels) -> TrainData:
