@@ -12,7 +12,7 @@ import tensorflow_datasets as tfds
 
 import ssadjax.data as data
 from experiments.configs import adbench
-from ssadjax import experiment, losses, methods
+from ssadjax import experiment, losses, methods, ops
 from ssadjax.data import DatasetError, images, latent_classes
 from ssadjax.methods import clad
 from ssadjax.models import clad as models
@@ -140,22 +140,22 @@ def _same_partition(a, b):
 def test_kmeans_recovers_toy_blobs():
   x, truth, means = _blobs()
   centers, labels, inertia = jax.jit(
-      lambda k, x: clad.kmeans(k, x, 3, n_init=4, num_iters=20))(jax.random.key(0), x)
+      lambda k, x: ops.kmeans(k, x, 3, n_init=4, num_iters=20))(jax.random.key(0), x)
   assert _same_partition(labels, truth)
   order = np.argsort(np.asarray(centers)[:, 0] * 10 + np.asarray(centers)[:, 1])
   np.testing.assert_allclose(np.asarray(centers)[order], means[[0, 2, 1]], atol=0.2)
   within = sum(np.sum((x[truth == j] - x[truth == j].mean(0)) ** 2) for j in range(3))
   np.testing.assert_allclose(inertia, within, rtol=1e-4)
-  again = jax.jit(lambda k, x: clad.kmeans(k, x, 3, n_init=4, num_iters=20))(
+  again = jax.jit(lambda k, x: ops.kmeans(k, x, 3, n_init=4, num_iters=20))(
       jax.random.key(0), x)
   np.testing.assert_array_equal(again[1], labels)  # seeded: deterministic
 
 
 def test_kmeans_restarts_keep_the_lowest_inertia():
   x, _, _ = _blobs(k=3, spread=1.0)
-  single = jax.jit(lambda key: clad.kmeans(key, x, 5, n_init=1, num_iters=10)[2])
+  single = jax.jit(lambda key: ops.kmeans(key, x, 5, n_init=1, num_iters=10)[2])
   one = [float(single(jax.random.key(s))) for s in range(6)]
-  best = float(jax.jit(lambda key: clad.kmeans(key, x, 5, n_init=6, num_iters=10)[2])(
+  best = float(jax.jit(lambda key: ops.kmeans(key, x, 5, n_init=6, num_iters=10)[2])(
       jax.random.key(0)))
   assert best <= np.median(one) + 1e-6
   assert np.isfinite(best) and best > 0
@@ -165,17 +165,17 @@ def test_lloyd_keeps_an_empty_cluster_in_place():
   x, _, _ = _blobs(k=2)
   far = np.array([100.0, 100.0], np.float32)
   start = jnp.asarray(np.stack([x[0], x[-1], far]))
-  out = np.asarray(clad.lloyd(jnp.asarray(x), start, 5))
+  out = np.asarray(ops.lloyd(jnp.asarray(x), start, 5))
   np.testing.assert_array_equal(out[2], far)
   assert np.all(np.isfinite(out))
 
 
 def test_kmeans_plus_plus_on_duplicates_is_finite():
   x = jnp.ones((10, 2))
-  centers = clad.kmeans_plus_plus(jax.random.key(0), x, 3)
+  centers = ops.kmeans_plus_plus(jax.random.key(0), x, 3)
   np.testing.assert_array_equal(centers, np.ones((3, 2)))
   with pytest.raises(ValueError, match="at least k"):
-    clad.kmeans(jax.random.key(0), x[:2], 3)
+    ops.kmeans(jax.random.key(0), x[:2], 3)
 
 
 # ------------------------------------------------------------------------------ DEC
@@ -194,7 +194,7 @@ def test_dec_keeps_clean_clusters_and_stops_early():
   x, truth, _ = _blobs(per=30)
   encoder = _DenseEncoder()
   params = {"Dense_0": {"kernel": jnp.eye(2), "bias": jnp.zeros(2)}}  # starts as identity
-  centers, _, _ = jax.jit(lambda x: clad.kmeans(jax.random.key(1), x, 3, n_init=3,
+  centers, _, _ = jax.jit(lambda x: ops.kmeans(jax.random.key(1), x, 3, n_init=3,
                                                   num_iters=20))(jnp.asarray(x))
   run = jax.jit(lambda p, c, x: clad.train_dec(
       encoder, p, c, x, jax.random.key(2), epochs=20, batch_size=32, learning_rate=0.01,

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from experiments.configs import adbench as adbench_config
-from ssadjax import engine, experiment, losses, methods
+from ssadjax import engine, experiment, losses, methods, optim
 from ssadjax.methods import base, devnet
 from ssadjax.models.devnet import DevNetScorer
 from tests.helpers import blobs, tiny_config
@@ -95,7 +95,7 @@ def test_balanced_sampler_draws_fresh_batches():
 
 def test_clip_by_norm_is_per_tensor():
   grads = {"a": jnp.array([3.0, 4.0]), "b": jnp.array([0.3, 0.4])}
-  tx = devnet.clip_by_norm_per_tensor(1.0)
+  tx = optim.clip_by_norm_per_tensor(1.0)
   out, _ = tx.update(grads, tx.init(grads))
   np.testing.assert_allclose(out["a"], [0.6, 0.8], rtol=1e-6)
   np.testing.assert_allclose(out["b"], [0.3, 0.4], rtol=1e-6)  # below 1: untouched

@@ -9,7 +9,7 @@ import pytest
 
 from experiments.configs import adbench as adbench_config
 from ssadjax import data as data_lib
-from ssadjax import experiment, losses, methods
+from ssadjax import experiment, losses, methods, ops
 from ssadjax.methods import base
 from ssadjax.methods import funad
 
@@ -31,7 +31,7 @@ def test_knn_matches_brute_force(block):
   rng = np.random.default_rng(0)
   q, k = rng.normal(size=(10, 4)).astype(np.float32), rng.normal(size=(7, 4)).astype(np.float32)
   valid = np.array([1, 0, 1, 1, 0, 1, 1], bool)
-  d, idx = funad.knn(jnp.asarray(q), jnp.asarray(k), 2, key_valid=jnp.asarray(valid),
+  d, idx = ops.knn(jnp.asarray(q), jnp.asarray(k), 2, key_valid=jnp.asarray(valid),
                      block=block)
   full = ((q[:, None, :] - k[None, :, :]) ** 2).sum(-1)
   full[:, ~valid] = np.inf
@@ -45,7 +45,7 @@ def test_mutual_nearest_neighbours_hand_made():
   # 1-D points: 0 -> 1, 1 <-> 2, 3 <-> 4, 5 -> 4. Mutual pairs: (1, 2), (3, 4).
   x = jnp.asarray([[0.0], [1.0], [1.5], [5.0], [5.2], [10.0]])
   for block in (2, 16):
-    partner, is_pair = funad.mutual_nearest_neighbours(x, block=block)
+    partner, is_pair = ops.mutual_nearest_neighbours(x, block=block)
     np.testing.assert_array_equal(np.asarray(partner), [1, 2, 1, 4, 3, 4])
     np.testing.assert_array_equal(np.asarray(is_pair), [0, 1, 0, 1, 0, 0])
 
@@ -53,7 +53,7 @@ def test_mutual_nearest_neighbours_hand_made():
 def test_mutual_nearest_neighbours_duplicates_pair_up():
   # Two exact copies are each other's nearest neighbour (self excluded by index, not 0).
   x = jnp.asarray([[2.0, 2.0], [0.0, 0.0], [2.0, 2.0], [9.0, 9.0]])
-  partner, is_pair = funad.mutual_nearest_neighbours(x)
+  partner, is_pair = ops.mutual_nearest_neighbours(x)
   assert int(partner[0]) == 2 and int(partner[2]) == 0
   np.testing.assert_array_equal(np.asarray(is_pair), [1, 0, 0, 0])
 

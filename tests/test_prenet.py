@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from experiments.configs import adbench as adbench_config
-from ssadjax import experiment, losses, methods
+from ssadjax import experiment, losses, methods, optim
 from ssadjax.methods import base
 from ssadjax.methods import prenet as prenet_method
 from ssadjax.models.prenet import PReNet, PReNetFeatures
@@ -251,7 +251,7 @@ def test_official_regularizer_and_clipping():
   big = jax.tree.map(lambda p: jnp.full_like(p, 100.0), variables["params"])
   clipped = optax.clip_by_global_norm(1.0).update(big, None)[0]
   assert float(optax.tree.norm(clipped)) == pytest.approx(1.0, rel=1e-5)
-  per_tensor = prenet_method.clip_by_norm_per_tensor(1.0).update(big, None)[0]
+  per_tensor = optim.clip_by_norm_per_tensor(1.0).update(big, None)[0]
   for leaf in jax.tree.leaves(per_tensor):
     assert float(jnp.linalg.norm(leaf)) == pytest.approx(1.0, rel=1e-5)
 

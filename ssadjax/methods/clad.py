@@ -56,78 +56,13 @@ import numpy as np
 import optax
 
 from ssadjax import data as data_lib
-from ssadjax import losses
+from ssadjax import losses, ops
 from ssadjax.methods import base
 from ssadjax.models import clad as models
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 ODIN_REFERENCE_SCALE = 50.0 * 255.0 / 79.0  # the reference's ODIN step scale, ~161.4
 LABELLED_ANOMALIES = ("exclude", "ignore")
-
-
-# --------------------------------------------------------------------------------- k-means
-
-
-def _sq_dists(x: jax.Array, centers: jax.Array) -> jax.Array:
-  """`[n, K]` squared distances, clamped at 0."""
-  xn = jnp.sum(jnp.square(x), -1)[:, None]
-  cn = jnp.sum(jnp.square(centers), -1)[None, :]
-  return jnp.maximum(xn + cn - 2.0 * x @ centers.T, 0.0)
-
-
-def kmeans_plus_plus(key: jax.Array, x: jax.Array, k: int) -> jax.Array:
-  """k-means++ seeding (Arthur & Vassilvitskii, 2007): the first centre uniform, each next
-  one drawn with probability proportional to the squared distance to the nearest centre
-  chosen so far (uniform if every point already coincides with a centre). `[k, d]`."""
-  x = jnp.asarray(x)
-  n = x.shape[0]
-  keys = jax.random.split(key, k)
-  first = x[jax.random.randint(keys[0], (), 0, n)]
-  centers = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
-  d2 = jnp.sum(jnp.square(x - first), -1)
-
-  def body(j, carry):
-    centers, d2 = carry
-    total = jnp.sum(d2)
-    probs = jnp.where(total > 0, d2 / jnp.where(total > 0, total, 1.0), 1.0 / n)
-    new = x[jax.random.choice(keys[j], n, p=probs)]
-    return centers.at[j].set(new), jnp.minimum(d2, jnp.sum(jnp.square(x - new), -1))
-
-  centers, _ = jax.lax.fori_loop(1, k, body, (centers, d2))
-  return centers
-
-
-def lloyd(x: jax.Array, centers: jax.Array, num_iters: int) -> jax.Array:
-  """`num_iters` Lloyd iterations; an empty cluster keeps its previous centre."""
-  x, centers = jnp.asarray(x), jnp.asarray(centers)
-  k = centers.shape[0]
-
-  def body(_, centers):
-    onehot = jax.nn.one_hot(jnp.argmin(_sq_dists(x, centers), -1), k, dtype=x.dtype)
-    counts = jnp.sum(onehot, 0)
-    means = (onehot.T @ x) / jnp.maximum(counts, 1.0)[:, None]
-    return jnp.where(counts[:, None] > 0, means, centers)
-
-  return jax.lax.fori_loop(0, num_iters, body, centers)
-
-
-def kmeans(key: jax.Array, x: jax.Array, k: int, *, n_init: int = 20, num_iters: int = 100):
-  """K-means with `n_init` k-means++ restarts (vmapped), the lowest inertia kept.
-
-  Returns (centres `[k, d]`, labels `[n]`, inertia scalar). Deterministic given `key`.
-  """
-  x = jnp.asarray(x)
-  if x.shape[0] < k:
-    raise ValueError(f"k-means needs at least k={k} points, got {x.shape[0]}")
-
-  def one(key):
-    centers = lloyd(x, kmeans_plus_plus(key, x, k), num_iters)
-    return centers, jnp.sum(jnp.min(_sq_dists(x, centers), -1))
-
-  centers, inertia = jax.vmap(one)(jax.random.split(key, n_init))
-  best = jnp.argmin(inertia)
-  centers = centers[best]
-  return centers, jnp.argmin(_sq_dists(x, centers), -1), inertia[best]
 
 
 # ------------------------------------------------------------------------------------ ODIN
@@ -175,17 +110,6 @@ def odin_confidence(logits_fn, x: jax.Array, *, temperature: float, epsilon: flo
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _blocked(fn, x: jax.Array, block: int):
-  """`fn` over row blocks of `x` (`lax.map`), memory bounded by `block` rows."""
-  n = x.shape[0]
-  if n <= block:
-    return fn(x)
-  nb = -(-n // block)
-  padded = jnp.concatenate([x, jnp.zeros((nb * block - n,) + x.shape[1:], x.dtype)])
-  out = jax.lax.map(fn, padded.reshape((nb, block) + x.shape[1:]))
-  return out.reshape((nb * block,) + out.shape[2:])[:n]
 
 
 def channel_stats(x: jax.Array, image_shape) -> tuple[jax.Array, jax.Array]:
@@ -488,7 +412,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
 
       def cluster(state):
         z = _features(encoder, extras["encoder"], x_fit, keys[3], hp.ae_sampling)
-        centers, _, inertia = kmeans(keys[4], z, k, n_init=hp.kmeans_n_init,
+        centers, _, inertia = ops.kmeans(keys[4], z, k, n_init=hp.kmeans_n_init,
                                      num_iters=hp.kmeans_iters)
         params = {"encoder": extras["encoder"], "centers": centers}
         previous = dec_assign(encoder, params, x_fit, first_key, alpha=hp.dec_alpha,
@@ -546,7 +470,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     block = lambda xb: -odin_confidence(logits_fn, prep(xb, extras),
                                         temperature=hp.temperature, epsilon=epsilon,
                                         gradient_sign=gradient_sign)
-    return _blocked(block, x, int(hp.score_block))
+    return ops.blocked_map(block, x, int(hp.score_block))
 
   return base.Method(
       name="clad",

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ssadjax import losses
+from ssadjax import losses, optim
 from ssadjax.methods import base
 from ssadjax.models.devnet import DevNetScorer
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
@@ -55,28 +55,12 @@ PRESETS = {
 }
 
 
-def clip_by_norm_per_tensor(max_norm: float) -> optax.GradientTransformation:
-  """Keras (TF2) `clipnorm`: every gradient tensor g becomes g * c / max(||g||, c)
-  on its own (tf.clip_by_norm); optax's clip_by_global_norm is Keras 2.2's variant."""
-
-  def update_fn(updates, state, params=None):
-    del params
-
-    def clip(g):
-      norm = jnp.sqrt(jnp.sum(jnp.square(g)))
-      return g * (max_norm / jnp.maximum(norm, max_norm))
-
-    return jax.tree.map(clip, updates), state
-
-  return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
-
-
 def keras_rmsprop(learning_rate: float, *, rho: float, eps: float,
                   clipnorm: float) -> optax.GradientTransformation:
   """Keras RMSprop(rho, epsilon outside the square root, clipnorm; 0 = no clipping)."""
   rmsprop = optax.rmsprop(learning_rate, decay=rho, eps=eps, eps_in_sqrt=False)
   if clipnorm and clipnorm > 0:
-    return optax.chain(clip_by_norm_per_tensor(clipnorm), rmsprop)
+    return optax.chain(optim.clip_by_norm_per_tensor(clipnorm), rmsprop)
   return rmsprop
 
 

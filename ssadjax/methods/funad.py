@@ -49,91 +49,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssadjax import losses
+from ssadjax import losses, ops
 from ssadjax.methods import base
 from ssadjax.models.funad import Adaptor, Discriminator
 
 SELF_MATCH = ("threshold", "index")
 SCORES = ("logit", "prob")
-
-
-# ------------------------------------------------------------------ nearest neighbours
-
-def pairwise_sq_dists(queries: jax.Array, keys: jax.Array) -> jax.Array:
-  """`[m, n]` squared L2 distances via |q|^2 + |k|^2 - 2 q.k, clamped at 0."""
-  qn = jnp.sum(jnp.square(queries), -1)[:, None]
-  kn = jnp.sum(jnp.square(keys), -1)[None, :]
-  return jnp.maximum(qn + kn - 2.0 * queries @ keys.T, 0.0)
-
-
-def blocked_map(fn, x: jax.Array, block: int):
-  """`fn` over row blocks of `x` with `lax.map` (memory bounded by `block` rows); `fn`
-  maps `[b, ...]` to a pytree of `[b, ...]` arrays. No blocking when `len(x) <= block`."""
-  n = x.shape[0]
-  if n <= block:
-    return fn(x)
-  nb = -(-n // block)
-  padded = jnp.concatenate([x, jnp.zeros((nb * block - n,) + x.shape[1:], x.dtype)])
-  out = jax.lax.map(fn, padded.reshape((nb, block) + x.shape[1:]))
-  return jax.tree.map(lambda a: a.reshape((nb * block,) + a.shape[2:])[:n], out)
-
-
-def knn(queries: jax.Array, keys: jax.Array, k: int, *, key_valid: jax.Array | None = None,
-        query_ids: jax.Array | None = None, key_ids: jax.Array | None = None,
-        block: int = 1024) -> tuple[jax.Array, jax.Array]:
-  """Exact k nearest keys of each query by squared L2 distance, over query blocks.
-
-  Args:
-    queries: `[m, d]`. keys: `[n, d]`.
-    k: neighbours per query (static).
-    key_valid: optional `[n]` bool; invalid keys are never returned (distance inf).
-    query_ids, key_ids: optional `[m]` / `[n]` ints; a key with the query's id is
-      excluded (self-exclusion).
-    block: queries per block.
-
-  Returns:
-    `([m, k] distances ascending, [m, k] key indices)`; inf where fewer than k keys
-    qualify. Ties go to the lower key index.
-  """
-  have_ids = query_ids is not None
-  if have_ids:
-    operand = (queries, jnp.asarray(query_ids))
-  else:
-    operand = (queries, jnp.zeros((queries.shape[0],), jnp.int32))
-
-  def one_block(args):
-    q, qid = args
-    d = pairwise_sq_dists(q, keys)
-    if key_valid is not None:
-      d = jnp.where(key_valid[None, :], d, jnp.inf)
-    if have_ids:
-      d = jnp.where(qid[:, None] == key_ids[None, :], jnp.inf, d)
-    neg, idx = jax.lax.top_k(-d, k)
-    return -neg, idx
-
-  m = queries.shape[0]
-  if m <= block:
-    return one_block(operand)
-  nb = -(-m // block)
-  pad = nb * block - m
-  q = jnp.concatenate([queries, jnp.zeros((pad, queries.shape[1]), queries.dtype)])
-  ids = jnp.concatenate([operand[1], jnp.zeros((pad,), operand[1].dtype)])
-  dist, idx = jax.lax.map(one_block, (q.reshape(nb, block, -1), ids.reshape(nb, block)))
-  return dist.reshape(nb * block, k)[:m], idx.reshape(nb * block, k)[:m]
-
-
-def mutual_nearest_neighbours(features: jax.Array, *, block: int = 1024
-                              ) -> tuple[jax.Array, jax.Array]:
-  """Mutual nearest-neighbour pairs of a set of vectors (self excluded).
-
-  Returns `(partner [m], is_pair [m])`: `partner[i]` = i's nearest neighbour j, and
-  `is_pair[i]` is True iff j's nearest neighbour is i and i < j (each pair listed once).
-  """
-  m = features.shape[0]
-  ids = jnp.arange(m)
-  _, idx = knn(features, features, 1, query_ids=ids, key_ids=ids, block=block)
-  partner = idx[:, 0]
-  return partner, (partner[partner] == ids) & (ids < partner)
 
 
 def minmax(v: jax.Array) -> jax.Array:
@@ -184,12 +105,12 @@ def bank_distances(batch_features: jax.Array, bank_features: jax.Array,
   """
   valid = bank_member > 0
   if self_match == "threshold":
-    d, _ = knn(batch_features, bank_features, 2, key_valid=valid, block=block)
+    d, _ = ops.knn(batch_features, bank_features, 2, key_valid=valid, block=block)
     d = jnp.where(d < zero_threshold, 0.0, d)
     out = jnp.where(d[:, 0] == 0.0, d[:, 1], d[:, 0])
   elif self_match == "index":
     ids = jnp.arange(bank_features.shape[0])
-    d, _ = knn(batch_features, bank_features, 1, key_valid=valid, query_ids=batch_index,
+    d, _ = ops.knn(batch_features, bank_features, 1, key_valid=valid, query_ids=batch_index,
                key_ids=ids, block=block)
     out = d[:, 0]
   else:
@@ -289,10 +210,10 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     return disc.apply({"params": params["discriminator"]}, adapt(params, x))
 
   def all_features(params, x_all):
-    return blocked_map(lambda xb: adapt(params, xb), x_all, block)
+    return ops.blocked_map(lambda xb: adapt(params, xb), x_all, block)
 
   def new_bank(params, feats_all, semi_all, key):
-    z = blocked_map(lambda fb: disc.apply({"params": params["discriminator"]}, fb),
+    z = ops.blocked_map(lambda fb: disc.apply({"params": params["discriminator"]}, fb),
                     feats_all, block)
     eligible = (semi_all == 0) if hp.use_labels else jnp.ones_like(semi_all, bool)
     return select_bank(z, eligible, key, candidate_threshold=hp.candidate_threshold,
@@ -351,14 +272,14 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       cls_logits = logits
     terms = losses.balanced_bce_terms(cls_logits, targets, balanced=hp.balanced)
     if hp.ms_weight:
-      partner, is_pair = mutual_nearest_neighbours(f_sg, block=block)
+      partner, is_pair = ops.mutual_nearest_neighbours(f_sg, block=block)
       terms = terms + hp.ms_weight * losses.mutual_smoothness_terms(
           jax.nn.sigmoid(logits), partner, is_pair, kind=hp.ms_kind)
     return terms, semi == 1, {"bank_member": member}
 
   def score(variables, extras, x):
     del extras
-    z = blocked_map(lambda xb: logits_of(variables["params"], xb), x, block)
+    z = ops.blocked_map(lambda xb: logits_of(variables["params"], xb), x, block)
     return z if hp.score == "logit" else jax.nn.sigmoid(z)
 
   optimizer = optax.rmsprop(hp.learning_rate, decay=hp.rms_decay, eps=hp.rms_eps,

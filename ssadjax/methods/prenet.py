@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ssadjax import losses
+from ssadjax import losses, optim
 from ssadjax.methods import base
 from ssadjax.models.prenet import INIT_SCHEMES, PReNet, PReNetFeatures
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
@@ -197,21 +197,6 @@ def cosine_per_epoch(learning_rate: float, *, steps_per_epoch: int, t_max: int,
   return schedule
 
 
-def clip_by_norm_per_tensor(max_norm: float) -> optax.GradientTransformation:
-  """TF2-Keras clipnorm: every gradient tensor is rescaled to norm <= max_norm."""
-
-  def clip(updates, params=None):
-    del params
-
-    def one(g):
-      norm = jnp.sqrt(jnp.sum(jnp.square(g)))
-      return g * jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-12))
-
-    return jax.tree.map(one, updates)
-
-  return optax.stateless(clip)
-
-
 def make_optimizer(hp: dict, steps_per_epoch: int) -> optax.GradientTransformation:
   """RMSprop with the reference's regularisation and clipping.
 
@@ -230,7 +215,7 @@ def make_optimizer(hp: dict, steps_per_epoch: int) -> optax.GradientTransformati
   chain = []
   if hp["clipnorm"] > 0:
     chain.append(optax.clip_by_global_norm(hp["clipnorm"]) if hp["clipnorm_mode"] == "global"
-                 else clip_by_norm_per_tensor(hp["clipnorm"]))
+                 else optim.clip_by_norm_per_tensor(hp["clipnorm"]))
   if hp["weight_decay"] > 0:
     chain.append(optax.add_decayed_weights(hp["weight_decay"]))
   chain += [optax.scale_by_rms(decay=hp["rms_decay"], eps=hp["rms_eps"], eps_in_sqrt=False),

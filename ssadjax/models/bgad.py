@@ -35,10 +35,10 @@ import jax
 import jax.numpy as jnp
 
 from ssadjax import losses
+from ssadjax.models.layers import torch_linear_init
 from ssadjax.norm import Norm, NormPolicy
 
 # PyTorch nn.Linear: W and b ~ U(+-1/sqrt(fan_in)).
-torch_kernel_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
 def global_scale_init_value(init_scale: float = 1.0) -> float:
@@ -73,7 +73,7 @@ class TorchDense(nn.Module):
   def __call__(self, x):
     fan_in = x.shape[-1]
     bound = 1.0 / math.sqrt(fan_in)
-    kernel = self.param("kernel", torch_kernel_init, (fan_in, self.features), jnp.float32)
+    kernel = self.param("kernel", torch_linear_init, (fan_in, self.features), jnp.float32)
     bias = self.param("bias", lambda k, s, d: jax.random.uniform(k, s, d, -bound, bound),
                       (self.features,), jnp.float32)
     return x @ kernel + bias

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ssadjax.models.mlp import torch_linear_init
+from ssadjax.models.layers import torch_linear_bias_init, torch_linear_init
 from ssadjax.norm import Norm, NormPolicy, norm_affine
 
 xavier_uniform = nn.initializers.xavier_uniform()
@@ -166,14 +166,7 @@ class ResNet18(nn.Module):
         x = BasicBlock(width, stride, self.norm)(x, train=train, mask=mask)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(self.num_classes, kernel_init=torch_linear_init,
-                    bias_init=torch_linear_init_bias(self.widths[-1]))(x)
-
-
-def torch_linear_init_bias(fan_in: int):
-  """PyTorch Linear's bias init U(+-1/sqrt(fan_in))."""
-  bound = 1.0 / np.sqrt(fan_in)
-  return lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype,
-                                                                  -bound, bound)
+                    bias_init=torch_linear_bias_init(self.widths[-1]))(x)
 
 
 def make_classifier(kind: str, *, num_classes: int, image_shape: Sequence[int],

@@ -18,12 +18,11 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from ssadjax.models.mlp import torch_linear_init
-from ssadjax.models.prenet import torch_bias_init
+from ssadjax.models.layers import torch_linear_bias_init, torch_linear_init
 
 
 def _dense(features: int, fan_in: int, name: str) -> nn.Dense:
-  return nn.Dense(features, kernel_init=torch_linear_init, bias_init=torch_bias_init(fan_in),
+  return nn.Dense(features, kernel_init=torch_linear_init, bias_init=torch_linear_bias_init(fan_in),
                   name=name)
 
 

@@ -22,7 +22,8 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from ssadjax.models.mlp import MLPEncoder, torch_linear_init
+from ssadjax.models.layers import torch_linear_init
+from ssadjax.models.mlp import MLPEncoder
 from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
 
 ENCODERS = ("auto", "mlp", "lenet_mnist", "lenet_cifar")

@@ -15,10 +15,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
+from ssadjax.models.layers import torch_linear_init
 from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
-
-# PyTorch nn.Linear's default weight init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-torch_linear_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
 class MLPEncoder(nn.Module):

@@ -23,28 +23,17 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ssadjax.models.mlp import torch_linear_init
+from ssadjax.models.layers import torch_linear_bias_init, torch_linear_init
 from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
 
 INIT_SCHEMES = ("torch", "keras")
-
-
-def torch_bias_init(fan_in: int):
-  """PyTorch nn.Linear's bias init U(-1/sqrt(fan_in), 1/sqrt(fan_in)); Flax bias
-  initialisers do not see fan_in, so it is bound here."""
-  bound = 1.0 / float(fan_in) ** 0.5
-
-  def init(key, shape, dtype=jnp.float32):
-    return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-  return init
 
 
 def dense(features: int, fan_in: int, init_scheme: str, name: str | None = None) -> nn.Dense:
   """A Dense layer initialised as the chosen reference does."""
   if init_scheme == "torch":
     return nn.Dense(features, kernel_init=torch_linear_init,
-                    bias_init=torch_bias_init(fan_in), name=name)
+                    bias_init=torch_linear_bias_init(fan_in), name=name)
   if init_scheme == "keras":
     return nn.Dense(features, kernel_init=nn.initializers.glorot_uniform(),
                     bias_init=nn.initializers.zeros, name=name)
