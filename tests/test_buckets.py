@@ -262,12 +262,16 @@ def test_learning_rate_sweep_is_one_program_equal_to_separate_cells(tmp_path, na
 
 @pytest.mark.parametrize("name,field,values", [("deepsad", "eta", (1.0, 4.0)),
                                                ("deepsad", "weight_decay", (0.0, 0.05)),
-                                               ("devnet", "margin", (5.0, 1.0))])
+                                               ("devnet", "margin", (5.0, 1.0)),
+                                               ("bgad", "pos_beta", (0.01, 0.5))])
 def test_run_hparam_sweep_is_one_program_equal_to_separate_cells(tmp_path, name, field, values):
   """Method.run_hparams are data of the program (extras / the injected optimizer state):
   a sweep trains as one program, every cell bit-identical to running alone."""
   steps = {"deepsad": {"deepsad.num_epochs": 4},
-           "devnet": {"devnet.num_epochs": 2, "devnet.steps_per_epoch": 5}}[name]
+           "devnet": {"devnet.num_epochs": 2, "devnet.steps_per_epoch": 5},
+           "bgad": {"bgad.num_blocks": 2, "bgad.batch_size": 32,  # a fast rate: a visible effect
+                    "bgad.anomalies_per_batch": 4, "bgad.meta_epochs": 3,
+                    "bgad.learning_rate": 1e-2}}[name]
   config = tiny_config(method=name, num_seeds=2, **steps,
                        grid=f"{name}.{field}={values[0]}|{values[1]}")
   assert len(experiment.plan_grid(config)) == 1

@@ -135,9 +135,9 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       hp.learning_rate, steps_per_meta_epoch=steps_per_meta, meta_epochs=hp.meta_epochs,
       decay_rate=hp.lr_decay_rate, warm_epochs=hp.lr_warm_epochs, warm=hp.lr_warm)
   warmup_steps = warmup_meta * steps_per_meta
-  loss_kwargs = dict(beta=hp.pos_beta, tau=hp.margin_tau, normalizer=hp.normalizer,
-                     push_pull_weight=hp.push_pull_weight,
-                     focal_weighting=hp.focal_weighting)
+  # The boundary quantile, margin, kappa and lambda are run data (Method.run_hparams).
+  run_hparams = {"pos_beta": hp.pos_beta, "margin_tau": hp.margin_tau,
+                 "normalizer": hp.normalizer, "push_pull_weight": hp.push_pull_weight}
 
   def loglik(params, batch_stats, extras, x, semi_labels):
     (z, log_det), new_bs = base.apply_train(
@@ -216,7 +216,10 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     del key
     semi = batch["semi_labels"]
     ll, new_bs = loglik(params, batch_stats, extras, batch["x"], semi)
-    contributions = losses.bgad_loss_contributions(ll, semi, **loss_kwargs)
+    run = extras["hparams"]
+    contributions = losses.bgad_loss_contributions(
+        ll, semi, beta=run["pos_beta"], tau=run["margin_tau"], normalizer=run["normalizer"],
+        push_pull_weight=run["push_pull_weight"], focal_weighting=hp.focal_weighting)
     is_anomaly = semi == 1
     # Scaled so that the engine's mean is the loss; under AnoOnly the mean over the
     # anomalies is lambda * L_a.
@@ -241,4 +244,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_model, params, batch_stats, x, rotations=extras["rotations"]),
       stages=(warmup_stage(),) if warmup_steps else (),
+      run_hparams=run_hparams,
   )
