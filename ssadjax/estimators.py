@@ -243,8 +243,7 @@ class BaseDetector:
     self.__dict__.update(state)
     if "config_" in state and "n_features_in_" in state:
       self.__dict__.setdefault("bucket_", None)  # pickled before shape buckets
-      rows, features = (self.bucket_ or (self.num_train_, self.n_features_in_))[:2]
-      self.method_ = methods.build(self.config_, features, rows)
+      self.method_ = self._method_at_bucket(self.num_train_, self.n_features_in_)
 
   # -- configuration --------------------------------------------------------------------
   def _section_overrides(self) -> dict:
@@ -323,6 +322,8 @@ class BaseDetector:
       self.config_ = config
       self.method_ = methods.build(config, x.shape[1], x.shape[0])
       self.bucket_ = self._shape_bucket(semi, x.shape[1])
+      if self.bucket_ is not None:
+        self.method_ = self._method_at_bucket(*x.shape)
       data = self._train_data(x, semi)
       layout = parallel.make_layout(data=1)
       recompute = config.norm.eval_stats == "recomputed"  # as the experiment runner does
@@ -377,18 +378,21 @@ class BaseDetector:
     the experiment runner pads a grid's runs (exact: the padding never reaches the math),
     so that a fit on another dataset of a similar size, in this process or a later one,
     reuses the compiled programs; None: this method and config train at the exact shape.
-    The method is then rebuilt at the bucket's shape. Recomputed BatchNorm statistics
-    read the unlabelled pool whole, so that pool keeps its size."""
+    Recomputed BatchNorm statistics read the unlabelled pool whole, so that pool keeps
+    its size."""
     if not experiment.can_pad(self.method_, self.config_, padded_pools=False):
       return None
-    rows = experiment.bucket_size(semi.size, 256)
-    anomalies, unlabelled = int(semi.sum()), int(semi.size - semi.sum())
+    anomalies, unlabelled = int(np.sum(semi == 1)), int(np.sum(semi == 0))
     if self.config_.norm.eval_stats != "recomputed":
       anomalies = experiment.bucket_size(anomalies, 8)
       unlabelled = experiment.bucket_size(unlabelled, 256)
-    bucket = (rows, experiment.bucket_size(num_features, 8), anomalies, unlabelled)
-    self.method_ = methods.build(self.config_, bucket[1], bucket[0])
-    return bucket
+    return (experiment.bucket_size(semi.size, 256), experiment.bucket_size(num_features, 8),
+            anomalies, unlabelled)
+
+  def _method_at_bucket(self, num_train: int, num_features: int):
+    """The method built at the bucket's rows and features (the exact ones without one)."""
+    rows, features = (self.bucket_ or (num_train, num_features))[:2]
+    return methods.build(self.config_, features, rows)
 
   def _train_data(self, x, semi):
     data = methods.make_train_data(x, semi)
@@ -511,8 +515,7 @@ class BaseDetector:
     detector.config_ = config
     bucket = meta.get("bucket")
     detector.bucket_ = tuple(bucket) if bucket else None
-    rows, features = (detector.bucket_ or (meta["num_train"], meta["n_features_in"]))[:2]
-    detector.method_ = methods.build(config, features, rows)
+    detector.method_ = detector._method_at_bucket(meta["num_train"], meta["n_features_in"])
     # Shapes only: some methods keep the labelled pool in their state.
     semi = (np.arange(meta["num_train"]) < meta["num_labelled"]).astype(np.int32)
     like = jax.eval_shape(

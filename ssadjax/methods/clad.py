@@ -413,7 +413,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       def cluster(state):
         z = _features(encoder, extras["encoder"], x_fit, keys[3], hp.ae_sampling)
         centers, _, inertia = ops.kmeans(keys[4], z, k, n_init=hp.kmeans_n_init,
-                                     num_iters=hp.kmeans_iters)
+                                         num_iters=hp.kmeans_iters)
         params = {"encoder": extras["encoder"], "centers": centers}
         previous = dec_assign(encoder, params, x_fit, first_key, alpha=hp.dec_alpha,
                               sampling=hp.ae_sampling)

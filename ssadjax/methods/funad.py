@@ -111,7 +111,7 @@ def bank_distances(batch_features: jax.Array, bank_features: jax.Array,
   elif self_match == "index":
     ids = jnp.arange(bank_features.shape[0])
     d, _ = ops.knn(batch_features, bank_features, 1, key_valid=valid, query_ids=batch_index,
-               key_ids=ids, block=block)
+                   key_ids=ids, block=block)
     out = d[:, 0]
   else:
     raise ValueError(f"funad.self_match={self_match!r}; expected one of {SELF_MATCH}")
@@ -214,7 +214,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
 
   def new_bank(params, feats_all, semi_all, key):
     z = ops.blocked_map(lambda fb: disc.apply({"params": params["discriminator"]}, fb),
-                    feats_all, block)
+                        feats_all, block)
     eligible = (semi_all == 0) if hp.use_labels else jnp.ones_like(semi_all, bool)
     return select_bank(z, eligible, key, candidate_threshold=hp.candidate_threshold,
                        bank_ratio=hp.bank_ratio)
