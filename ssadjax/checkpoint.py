@@ -31,4 +31,12 @@ def restore_latest(manager: "ocp.CheckpointManager", like):
   if step is None:
     return None, None
   abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-  return step, manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  try:
+    return step, manager.restore(step, args=ocp.args.StandardRestore(abstract))
+  except ValueError as e:
+    # Another ssadjax version (its training state had other fields or shapes) wrote it.
+    reason = " ".join(str(e).split()).split(" Truncating")[0][:200]
+    raise ValueError(
+        f"the checkpoint at {manager.directory}/{step} does not match this run's training "
+        f"state ({reason}); it was written by another ssadjax version: resume it with "
+        f"that version, or delete {manager.directory} to train from scratch") from e

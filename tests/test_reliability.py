@@ -206,6 +206,25 @@ def test_divergence_stops_naming_seed_and_step_and_keeps_last_good_checkpoint(tm
   assert manager.latest_step() == 3  # epochs 1-3 were finite; epoch 4 was never saved
 
 
+def test_checkpoint_of_another_state_layout_fails_with_one_clear_line(tmp_path):
+  """A checkpoint written by a version whose training state had other fields (e.g. the
+  training rows PReNet once kept in its extras) is refused by name, not by orbax's tree
+  dump, and nothing is overwritten."""
+  x, _, semi = blobs()
+  cfg = tiny_config()
+  method = methods.build(cfg, x.shape[1], x.shape[0])
+  data = engine.stack_data([methods.make_train_data(x, semi)])
+  state, _ = engine.fit(method, data, [1], chunk_epochs=1)
+  older = state.replace(extras={**state.extras, "x_anomaly": jnp.ones((1, 6, 2))})
+  manager = engine.ckpt.make_manager(tmp_path / "ckpt")
+  engine.ckpt.save(manager, 1, older)
+  manager.wait_until_finished()
+  with pytest.raises(ValueError, match=r"checkpoint at .*ckpt/1 does not match this run's "
+                     r"training state .*another ssadjax version.*delete"):
+    engine.fit(method, data, [1], chunk_epochs=1, checkpoint_dir=tmp_path / "ckpt")
+  assert engine.ckpt.make_manager(tmp_path / "ckpt").all_steps() == [1]
+
+
 def test_divergence_continue_skips_only_the_diverging_seed():
   x, _, semi = blobs()
   bad = x.copy()
