@@ -173,10 +173,10 @@ def worker_ssadjax():
   def run(k):
     method = methods.build(config, d, n)
     t = time.perf_counter()
-    state, timing = engine.fit(method, engine.stack_data(datas[:k]), seeds3[:k],
-                               program_key=key)
+    data = engine.stack_data(datas[:k])
+    state, timing = engine.fit(method, data, seeds3[:k], program_key=key)
     scores = engine.score(method, state, np.stack([s.x_test for s in splits[:k]]),
-                          program_key=key)
+                          program_key=key, data=data)
     wall = time.perf_counter() - t
     aurocs = [metrics.auroc(s.y_test, sc) for s, sc in zip(splits, scores)]
     return {"wall": wall, "compile": timing["compile_seconds"],

@@ -121,6 +121,7 @@ def ours_side(split_path: str, trace_path: str, dataset: str, la: float,
   import optax
   from ssadjax import engine, metrics
   from ssadjax.methods import base, feawad
+  from ssadjax.norm import NormPolicy
   from ssadjax.models.feawad import FEAWADAutoencoder
   from experiments import reference
 
@@ -133,7 +134,7 @@ def ours_side(split_path: str, trace_path: str, dataset: str, la: float,
   jdata = jax.tree.map(jnp.asarray, data)
   d = x.shape[1]
   hp = base.resolve_hparams(cfg.feawad, feawad.PRESETS, cfg.preset)
-  method = feawad.make_method(cfg, d, len(x))
+  method = feawad.make_method(hp, NormPolicy.from_config(cfg.norm), d, len(x))
   report = {"reference_auroc": metrics.auroc(split["y_test"], trace["scores"])}
 
   keras_ae_init = _keras_params(trace, "ae")

@@ -41,6 +41,8 @@ class TrainState(flax.struct.PyTreeNode):
   # One {'epoch', 'state'} per `Method.stages` entry: the stage's epochs done and its own
   # state (see `base.Stage`); () for a method without stages.
   stages: Any = flax.struct.field(default_factory=tuple)
+  # `Method.step_state`'s state (FUN-AD's memory-bank selection); {} without one.
+  method_state: Any = flax.struct.field(default_factory=dict)
 
   def final_variables(self) -> tuple[Any, Any]:
     """(params, batch_stats) used for scoring."""
@@ -77,8 +79,10 @@ def create_train_state(method: Method, init_key, extras_key, data: TrainData,
                     if optax.tree_utils.tree_get(opt_state, k) is not None}
     if in_optimizer:
       opt_state = optax.tree_utils.tree_set(opt_state, **in_optimizer)
+  method_state = method.step_state.init(data) if method.step_state is not None else {}
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                    opt_state=opt_state, extras=extras, best=best, stages=stages)
+                    opt_state=opt_state, extras=extras, best=best, stages=stages,
+                    method_state=method_state)
 
 
 def run_stage_epochs(method: Method, index: int, num_epochs: int, state: TrainState,
@@ -128,16 +132,34 @@ def _skipped_epoch(state):
                  "first_bad_step": jnp.array(-1, jnp.int32)}
 
 
+def _data_kwargs(method: Method, data) -> dict:
+  """The keyword `method.per_example_loss` and `method.score` take the run's training
+  data by (`Method.needs_train_data`)."""
+  if not method.needs_train_data:
+    return {}
+  if data is None:
+    raise ValueError(f"{method.name} needs its training data to train and score "
+                     "(Method.needs_train_data): pass data=")
+  return {"data": data}
+
+
 def train_step(method: Method, state: TrainState, batch: dict, key,
-               active=None, lr_scale=None) -> tuple[TrainState, dict]:
+               active=None, lr_scale=None, data=None) -> tuple[TrainState, dict]:
   """One update. `active` (traced bool, or None = always): a run whose epoch is shorter
   than the program's (shape buckets) leaves every piece of its state, the step counter
   included, untouched on the slots past its own length. `lr_scale` (traced scalar, or
   None): this run's learning rate over `method.learning_rate`; the updates scale by it
-  (exact, as they are proportional to the rate)."""
+  (exact, as they are proportional to the rate). `data`: the run's TrainData, for a
+  method that `needs_train_data`."""
+  data_kwargs = _data_kwargs(method, data)
+  method_state = state.method_state
+  if method.step_state is not None:
+    method_state, batch = method.step_state.refresh(
+        jax.lax.stop_gradient(state.params), method_state, batch, key, **data_kwargs)
+
   def loss_fn(params):
     per_example, anomaly_mask, new_batch_stats = method.per_example_loss(
-        params, state.batch_stats, state.extras, batch, key)
+        params, state.batch_stats, state.extras, batch, key, **data_kwargs)
     loss, apply_update = method.reduce_loss(per_example, anomaly_mask)
     if method.regularizer is not None:
       loss = loss + method.regularizer(params)
@@ -149,7 +171,8 @@ def train_step(method: Method, state: TrainState, batch: dict, key,
   if lr_scale is not None:
     updates = jax.tree.map(lambda u: u * lr_scale, updates)
   updated = state.replace(params=optax.apply_updates(state.params, updates),
-                          batch_stats=new_batch_stats, opt_state=opt_state)
+                          batch_stats=new_batch_stats, opt_state=opt_state,
+                          method_state=method_state)
   # A skipped update keeps every piece of state, BatchNorm statistics included.
   keep_new = apply_update if active is None else apply_update & active
   new_state = jax.tree.map(lambda new, old: jnp.where(keep_new, new, old), updated, state)
@@ -199,7 +222,8 @@ def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
         layout.check_batch(batch)
         batch = jax.lax.with_sharding_constraint(batch, layout.batch)
       return train_step(method, state, batch, loss_key,
-                        active=(i < run_steps) if masked else None, lr_scale=lr_scale)
+                        active=(i < run_steps) if masked else None, lr_scale=lr_scale,
+                        data=data)
 
     state, steps = jax.lax.scan(step_body, state, jnp.arange(steps_per_epoch))
     if masked:  # means over the run's own steps
@@ -550,7 +574,8 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
     def scored(st):
       if recompute_stats:
         st = _recomputed_stats(method, st, d)
-      return method.score(make_variables(*st.final_variables()), st.extras, x_run)
+      return method.score(make_variables(*st.final_variables()), st.extras, x_run,
+                          **_data_kwargs(method, d))
 
     scores = jax.lax.cond(final, scored,
                           lambda st: jnp.zeros(x_run.shape[:1], jnp.float32), state)
@@ -663,20 +688,30 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
 
 
 def score(method: Method, state: TrainState, x, *,
-          layout: parallel.Layout | None = None, program_key=None) -> np.ndarray:
+          layout: parallel.Layout | None = None, program_key=None,
+          data: TrainData | None = None) -> np.ndarray:
   """`[seeds, n]` anomaly scores of per-seed inputs `x` `[seeds, n, d]` (eval mode).
-  The compiled program is reused as `fit`'s (same `program_key` semantics)."""
-  def one(state, x):
-    return method.score(make_variables(*state.final_variables()), state.extras, x)
+  The compiled program is reused as `fit`'s (same `program_key` semantics). `data`: the
+  stacked per-seed TrainData given to `fit`, for a method that `needs_train_data`."""
+  _data_kwargs(method, data)  # a clear error before tracing when it is missing
+  if not method.needs_train_data:
+    data = None
+
+  def one(state, x, d):
+    return method.score(make_variables(*state.final_variables()), state.extras, x,
+                        **_data_kwargs(method, d))
 
   x = _as_float32(np.asarray(x)) if not isinstance(x, jax.Array) else x
   if layout is not None:
     x = layout.put_per_seed(x)
+    if data is not None:
+      data = layout.put_per_seed(data)
+  in_axes = (0, 0, None if data is None else 0)
   program, _ = _compiled(
       ((_program_owner(method, program_key), _layout_key(layout)), "score",
-       _avals_key(state, x)),
-      lambda: jax.jit(_vmap(one, layout)).lower(state, x))
-  return np.asarray(_to_host(program(state, x)))
+       _avals_key(state, x, data)),
+      lambda: jax.jit(_vmap(one, layout, in_axes=in_axes)).lower(state, x, data))
+  return np.asarray(_to_host(program(state, x, data)))
 
 
 def recompute_batch_stats(method: Method, state: TrainState, data: TrainData, *,

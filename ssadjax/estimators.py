@@ -336,6 +336,9 @@ class BaseDetector:
       if recompute:  # the statistics later scoring uses
         self.state_ = engine.recompute_batch_stats(self.method_, self.state_, data,
                                                    layout=layout)
+      # A method that scores against its training rows (PReNet's reference pools) keeps
+      # them; the training state never holds them.
+      self.train_data_ = data if self.method_.needs_train_data else None
       self.n_features_in_ = x.shape[1]
       self.num_train_ = x.shape[0]
       self.num_labelled_ = int(semi.sum())
@@ -370,7 +373,8 @@ class BaseDetector:
     return engine.score(self.method_, self.state_,
                         self._padded(x, experiment.bucket_size(n, 256))[None],
                         layout=parallel.make_layout(data=1),
-                        program_key=self._program_key())[0][:n]
+                        program_key=self._program_key(),
+                        data=getattr(self, "train_data_", None))[0][:n]
 
   # -- shape buckets: fits of similar sizes share compiled programs ----------------------
   def _shape_bucket(self, semi: np.ndarray, num_features: int):
@@ -491,6 +495,10 @@ class BaseDetector:
     with ocp.StandardCheckpointer() as checkpointer:
       checkpointer.save(path / "state", self.state_, force=True)
     np.save(path / "decision_scores.npy", np.asarray(self.decision_scores_))
+    if getattr(self, "train_data_", None) is not None:  # the rows its scoring rule reads
+      np.savez(path / "train_data.npz", **{
+          field: np.asarray(value) for field, value in self.train_data_._asdict().items()
+          if value is not None})
     meta = {"class": type(self).__name__, "params": self.get_params(deep=False),
             "config": json.loads(self.config_.to_json_best_effort()),
             "n_features_in": self.n_features_in_, "num_train": self.num_train_,
@@ -516,7 +524,7 @@ class BaseDetector:
     bucket = meta.get("bucket")
     detector.bucket_ = tuple(bucket) if bucket else None
     detector.method_ = detector._method_at_bucket(meta["num_train"], meta["n_features_in"])
-    # Shapes only: some methods keep the labelled pool in their state.
+    # Shapes only (the state's shapes follow the data's, pools included).
     semi = (np.arange(meta["num_train"]) < meta["num_labelled"]).astype(np.int32)
     like = jax.eval_shape(
         jax.vmap(lambda s, d: engine.create_train_state(
@@ -529,6 +537,12 @@ class BaseDetector:
     detector.n_features_in_ = meta["n_features_in"]
     detector.num_train_ = meta["num_train"]
     detector.num_labelled_ = meta["num_labelled"]
+    detector.train_data_ = None
+    if detector.method_.needs_train_data:
+      with np.load(path / "train_data.npz") as stored:
+        detector.train_data_ = methods.TrainData(**{
+            field: stored[field] if field in stored.files else None
+            for field in methods.TrainData._fields})
     scores_file = path / "decision_scores.npy"
     if scores_file.exists():
       detector._set_training_scores(np.load(scores_file))

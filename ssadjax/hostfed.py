@@ -65,6 +65,10 @@ def fit_host_fed(method: Method, x, semi_labels, seed: int, *, batch_size: int,
   if method.sampler.shuffled_batch_size is None:
     raise ValueError(f"{method.name} draws its own batches (not uniform shuffled ones), "
                      "which host-fed training cannot reproduce; train it with engine.fit")
+  if method.needs_train_data:
+    raise ValueError(f"{method.name} reads every training row inside its steps or scoring "
+                     "(Method.needs_train_data), which host-fed training does not hold on "
+                     "the device; train it with engine.fit")
   if batch_size != method.sampler.shuffled_batch_size:
     raise ValueError(f"batch_size={batch_size}, but {method.name} draws uniform shuffled "
                      f"batches of {method.sampler.shuffled_batch_size}; pass that size")

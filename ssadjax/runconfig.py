@@ -22,7 +22,7 @@ import numpy as np
 from ssadjax import data as data_lib
 from ssadjax.data import protocol
 
-# Method names (the keys of methods.FACTORIES, which asserts they agree).
+# Method names (the keys of methods.REGISTRY, which asserts they agree).
 METHODS = ("bgad", "clad", "deepsad", "deepsvdd", "devnet", "feawad", "funad", "prenet")
 
 # Methods that cannot use labelled anomalies, hence have no AnoOnly variant.

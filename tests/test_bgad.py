@@ -290,7 +290,7 @@ def _data():
   return methods.make_train_data(x, semi)
 
 
-def test_method_loss_mean_is_the_bgad_loss_and_rotations_are_extras():
+def test_method_loss_sum_is_the_bgad_loss_and_rotations_are_extras():
   cfg = _bgad_config()
   data = _data()
   method = methods.build(cfg, 6, 200)
@@ -327,7 +327,7 @@ def test_reference_preset_runs_eight_sub_epochs_with_focal_weighting():
   z, log_det = bgad_models.Flow(dim=6, num_blocks=2).apply(variables, batch["x"], extras["rotations"])
   ll = losses.flow_log_likelihood(z, log_det)
   for focal in (True, False):
-    want = 32 * losses.bgad_loss_contributions(ll, batch["semi_labels"], beta=0.01, tau=0.1,
+    want = losses.bgad_loss_contributions(ll, batch["semi_labels"], beta=0.01, tau=0.1,
                                                focal_weighting=focal)
     assert np.allclose(per_example, want, rtol=1e-4) == focal
   # An explicit field still wins over the preset.

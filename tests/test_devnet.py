@@ -9,7 +9,8 @@ from sklearn.metrics import roc_auc_score
 
 from experiments.configs import adbench as adbench_config
 from ssadjax import engine, experiment, losses, methods, optim
-from ssadjax.methods import base, devnet
+from ssadjax.methods import anoonly, base, devnet
+from ssadjax.norm import NormPolicy
 from ssadjax.models.devnet import DevNetScorer
 from tests.helpers import blobs, tiny_config
 
@@ -135,18 +136,41 @@ def test_model_init_and_norm_placement():
 
 def test_l2_on_hidden_kernels_only_and_anoonly_scaling():
   cfg = tiny_config()
-  method = devnet.make_method(cfg, 7, 100)
+  hp, policy = methods.REGISTRY["devnet"].hparams(cfg), NormPolicy.from_config(cfg.norm)
+  method = devnet.make_method(hp, policy, 7, 100)
   variables = DevNetScorer().init(jax.random.key(0), jnp.ones((2, 7)), train=False)
   params = variables["params"]
   expected = 0.01 * float(jnp.sum(params["hidden_0"]["kernel"] ** 2))
   np.testing.assert_allclose(method.regularizer(params), expected, rtol=1e-6)
-  cfg.anomaly_only = True
-  method = devnet.make_method(cfg, 7, 100, insert_norm=True)
+  # The factory never learns that it runs under AnoOnly: the transformation applies
+  # DevNet's declared changes to its hyper-parameters.
+  make_anoonly = anoonly.anomaly_only(devnet.make_method, devnet.anoonly_changes)
+  method = make_anoonly(hp, policy, 7, 100)
   # anoonly.py averages over the 256 anomaly rows of 512: 2x the Keras whole-batch mean.
   np.testing.assert_allclose(method.regularizer(params), 2 * expected, rtol=1e-6)
-  cfg.devnet.anoonly_l2_batch_mean = False
-  method = devnet.make_method(cfg, 7, 100, insert_norm=True)
+  method = make_anoonly({**hp, "anoonly_l2_batch_mean": False}, policy, 7, 100)
   np.testing.assert_allclose(method.regularizer(params), expected, rtol=1e-6)
+
+
+def test_anoonly_uses_the_declared_anomaly_term():
+  cfg = tiny_config()
+  hp, policy = methods.REGISTRY["devnet"].hparams(cfg), NormPolicy.from_config(cfg.norm)
+  assert (hp["anomaly_term"], hp["anoonly_anomaly_term"]) == ("hinge", "linear")
+  assert devnet.anoonly_changes(hp)["anomaly_term"] == "linear"
+  data = jax.tree.map(jnp.asarray, _pool_data(dim=7))
+  # A batch of anomalies far above the margin: the hinge is 0, the linear term negative.
+  batch = {"x": jnp.asarray(data.x[:4]), "semi_labels": jnp.ones(4, jnp.int32)}
+  for make, positive in ((devnet.make_method, False),
+                         (anoonly.anomaly_only(devnet.make_method, devnet.anoonly_changes),
+                          True)):
+    method = make(hp, policy, 7, 100)
+    variables, extras = method.init(jax.random.key(0), jax.random.key(1), data)
+    params = jax.tree.map(lambda a: a, variables["params"])
+    params["score"]["bias"] = params["score"]["bias"] + 100.0
+    losses_, _, _ = method.per_example_loss(params, variables.get("batch_stats", {}), extras,
+                                            batch, None)
+    assert bool(jnp.all(losses_ == 0.0)) != positive
+    assert bool(jnp.all(losses_ < 0.0)) == positive
 
 
 def test_presets_resolve_and_overrides_win():
@@ -164,7 +188,8 @@ def test_presets_resolve_and_overrides_win():
 
 def test_reference_statistics_in_extras():
   cfg = tiny_config()
-  method = devnet.make_method(cfg, 6, 100)
+  cfg.method = "devnet"
+  method = methods.build(cfg, 6, 100)
   data = _pool_data(dim=6)
   _, extras = method.init(jax.random.key(0), jax.random.key(1), data)
   draws = jax.random.normal(jax.random.key(1), (5000,))

@@ -179,15 +179,18 @@ def _toy_data(n=96, d=5, seed=0):
 
 def test_loss_is_finite_with_finite_gradients_and_sums_its_terms():
   cfg = _config(batch_size=16)
-  method = funad.make_method(cfg, 5, 96)
+  method = methods.build(cfg, 5, 96)
   data = _toy_data()
   variables, extras = method.init(jax.random.key(0), jax.random.key(1), data)
   perm = method.sampler.begin_epoch(jax.random.key(2), data)
   batch = method.sampler.batch(perm, 0, jax.random.key(3), data)
+  # The bank is built before the loss, without gradient (the engine's train_step).
+  _, batch = method.step_state.refresh(variables["params"], method.step_state.init(data),
+                                       batch, jax.random.key(4), data=data)
 
   def loss(params):
-    terms, _, _ = method.per_example_loss(params, variables["batch_stats"], extras, batch,
-                                          jax.random.key(4))
+    terms, _, _ = method.per_example_loss(params, {}, extras, batch, jax.random.key(4),
+                                          data=data)
     return method.reduce_loss(terms, None)[0]
 
   value, grads = jax.jit(jax.value_and_grad(loss))(variables["params"])
@@ -198,23 +201,27 @@ def test_loss_is_finite_with_finite_gradients_and_sums_its_terms():
 
 def test_bank_period_keeps_the_bank_between_rebuilds_and_cond_survives_vmap():
   cfg = _config(batch_size=16, bank_period=3)
-  method = funad.make_method(cfg, 5, 96)
+  method = methods.build(cfg, 5, 96)
   data = _toy_data()
-  variables, extras = method.init(jax.random.key(0), jax.random.key(1), data)
+  variables, _ = method.init(jax.random.key(0), jax.random.key(1), data)
+  # The bank mask is the method's step state, not BatchNorm state.
+  assert "batch_stats" not in variables
+  assert method.step_state.init(data)["bank_member"].shape == (96,)
   perm = method.sampler.begin_epoch(jax.random.key(2), data)
   old = {"bank_member": jnp.zeros(96).at[:10].set(1.0)}
   for i, rebuild in ((0, True), (1, False), (2, False), (3, True)):
     batch = method.sampler.batch(perm, i, jax.random.key(3), data)
     assert bool(batch["rebuild"][0]) == rebuild
-    _, _, new = method.per_example_loss(variables["params"], old, extras, batch,
-                                        jax.random.key(4))
+    new, batch = method.step_state.refresh(variables["params"], old, batch,
+                                           jax.random.key(4), data=data)
     same = np.array_equal(np.asarray(new["bank_member"]), np.asarray(old["bank_member"]))
     assert same != rebuild
+    np.testing.assert_array_equal(batch["bank_member"], new["bank_member"])
 
   # Under the engine's vmap over seeds the step flag is unbatched: a real cond remains.
-  def one(params, stats, i):
+  def one(params, state, i):
     batch = method.sampler.batch(perm, i, jax.random.key(3), data)
-    return method.per_example_loss(params, stats, extras, batch, jax.random.key(4))[0]
+    return method.step_state.refresh(params, state, batch, jax.random.key(4), data=data)[0]
 
   stacked = jax.tree.map(lambda a: jnp.stack([a, a]), (variables["params"], old))
   jaxpr = str(jax.make_jaxpr(jax.vmap(one, in_axes=(0, 0, None)))(*stacked, 1))
@@ -227,15 +234,17 @@ def test_labelled_anomalies_are_positives_and_never_in_the_bank():
   semi = np.zeros(96, np.int32)
   semi[:8] = 1
   data = base.make_train_data(x, semi)
-  method = funad.make_method(cfg, 5, 96)
+  method = methods.build(cfg, 5, 96)
   variables, extras = method.init(jax.random.key(0), jax.random.key(1), data)
-  assert float(jnp.sum(variables["batch_stats"]["bank_member"][:8])) == 0.0
   batch = {"x": jnp.asarray(x[:16]), "semi_labels": jnp.asarray(semi[:16]),
            "index": jnp.arange(16), "rebuild": jnp.ones(16, bool)}
-  _, mask, new = method.per_example_loss(variables["params"], variables["batch_stats"],
-                                         extras, batch, jax.random.key(4))
+  _, batch = method.step_state.refresh(variables["params"], {}, batch, jax.random.key(4),
+                                       data=data)
+  assert float(jnp.sum(batch["bank_member"][:8])) == 0.0
+  assert float(jnp.sum(batch["bank_member"][8:])) > 0
+  _, mask, _ = method.per_example_loss(variables["params"], {}, extras, batch,
+                                       jax.random.key(4), data=data)
   np.testing.assert_array_equal(np.asarray(mask), semi[:16] == 1)
-  assert float(jnp.sum(new["bank_member"][:8])) == 0.0
 
 
 def test_anomaly_only_is_refused():

@@ -1,5 +1,7 @@
 """The host-fed input path reproduces the fused program for shuffled-batch methods."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -43,6 +45,14 @@ def test_host_fed_refuses_every_sampler_it_cannot_reproduce(overrides):
   x, _, semi = blobs(n=300)
   method = methods.build(tiny_config(**overrides), x.shape[1], x.shape[0])
   with pytest.raises(ValueError, match="draws its own batches"):
+    hostfed.fit_host_fed(method, x, semi, 0, batch_size=32)
+
+
+def test_host_fed_refuses_a_method_that_reads_its_training_rows():
+  x, _, semi = blobs(n=300)
+  method = methods.build(tiny_config(), x.shape[1], x.shape[0])
+  method = dataclasses.replace(method, needs_train_data=True)
+  with pytest.raises(ValueError, match="reads every training row"):
     hostfed.fit_host_fed(method, x, semi, 0, batch_size=32)
 
 

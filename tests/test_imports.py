@@ -89,3 +89,59 @@ def test_library_never_imports_the_application():
                for i, line in enumerate(path.read_text().splitlines(), 1)
                if re.match(r"\s*(from experiments\b|import experiments\b)", line)]
   assert offenders == []
+
+
+def test_method_factories_never_read_the_run_config():
+  """A factory gets its own hyper-parameters and the norm policy; only the registry
+  (methods/__init__.py) and the AnoOnly transformation know `anomaly_only`."""
+  import ast
+  root = REPO / "ssadjax" / "methods"
+  def names(tree):
+    for node in ast.walk(tree):
+      yield node, (node.attr if isinstance(node, ast.Attribute) else
+                   node.value if isinstance(node, ast.Constant) else
+                   node.id if isinstance(node, ast.Name) else None)
+
+  offenders, factories = [], 0
+  for path in sorted(root.glob("*.py")):
+    if path.name in ("__init__.py", "anoonly.py"):
+      continue
+    module = ast.parse(path.read_text())
+    offenders += [f"{path.name}:{node.lineno}: anomaly_only"
+                  for node, name in names(module) if name == "anomaly_only"]
+    for factory in ast.walk(module):
+      if isinstance(factory, ast.FunctionDef) and factory.name == "make_method":
+        factories += 1
+        offenders += [f"{path.name}:{node.lineno}: cfg in make_method"
+                      for node, name in names(factory) if name == "cfg"]
+  assert factories == 7  # every method module but base's
+  assert offenders == []
+
+
+def test_every_method_builds_from_its_hyperparameters_and_declares_anoonly():
+  """Each registry entry builds from a plain dict of its hyper-parameters (no config in
+  reach), and the methods with an AnoOnly variant build through the one transformation."""
+  from ssadjax import config as config_lib
+  from ssadjax import methods, runconfig
+  from ssadjax.methods import anoonly
+  from ssadjax.norm import NormPolicy
+  cfg = config_lib.get_config()
+  policy = NormPolicy.from_config(cfg.norm)
+  built = {}
+  for name, entry in methods.REGISTRY.items():
+    cfg.method = name
+    hp = dict(entry.hparams(cfg))
+    # CLAD needs images: an 8x8 grey image per row.
+    method = entry.make(hp, policy, 64, 512, image_shape=(8, 8, 1))
+    assert method.name == name
+    if entry.anoonly_changes is None:
+      assert name in runconfig.NO_ANOONLY or name in runconfig.UNSUPERVISED
+      continue
+    variant = anoonly.anomaly_only(entry.make, entry.anoonly_changes)(
+        hp, policy, 64, 512, image_shape=(8, 8, 1))
+    assert variant.name == name + "+anoonly"
+    assert variant.loss_terms == method.loss_terms
+    built[name] = entry.anoonly_changes(hp)
+  assert built["devnet"]["anomaly_term"] == "linear"
+  assert built["bgad"] == {"ml_warmup": False}
+  assert built["deepsad"] == built["feawad"] == built["prenet"] == {}

@@ -309,14 +309,21 @@ def test_score_through_method_ranks_toy_anomalies_first():
   cfg = _config(num_epochs=5)
   method = methods.build(cfg, 4, x.shape[0])
   from ssadjax import engine
-  state, _ = engine.fit(method, engine.stack_data([data]), [0])
+  stacked = engine.stack_data([data])
+  state, _ = engine.fit(method, stacked, [0])
   x_test = np.concatenate([rng.normal(0.0, 0.3, (40, 4)), rng.normal(3.0, 0.3, (10, 4))])
-  scores = engine.score(method, state, x_test[None].astype(np.float32))[0]
+  x_test = x_test[None].astype(np.float32)
+  # The scoring rule draws its references from the training pools, which the caller
+  # passes: the state (hence every checkpoint) holds no training row.
+  with pytest.raises(ValueError, match="needs its training data"):
+    engine.score(method, state, x_test)
+  scores = engine.score(method, state, x_test, data=stacked)[0]
   assert scores.shape == (50,)
   assert scores[40:].min() > scores[:40].max()
-  # The references are stored as raw key data (checkpointable) plus the pools.
+  # The references are drawn with raw key data (checkpointable).
   assert state.extras["score_key"].dtype == jnp.uint32
-  assert state.extras["x_anomaly"].shape == (1, 12, 4)
+  stored = {a.shape[1:] for a in jax.tree.leaves(state)}
+  assert not {(12, 4), (600, 4), (612, 4)} & stored
 
 
 # ------------------------------------------------------------------------ end to end

@@ -1,44 +1,87 @@
-"""Method registry: name -> factory `(cfg, input_dim, num_train, insert_norm=False)`."""
+"""Method registry: name -> how its hyper-parameters are resolved from a config, its
+factory `(hp, norm, input_dim, num_train, *, image_shape=(), insert_norm=False)`, and its
+declared AnoOnly changes.
 
-import functools
+A factory sees its own hyper-parameters (a dict) and the norm policy, never the whole
+config: `build` resolves them and applies the AnoOnly transformation.
+"""
 
-from ssadjax.methods import anoonly, deepsad
-from ssadjax.methods import devnet, feawad
-from ssadjax.methods import prenet
-from ssadjax.methods import funad
-from ssadjax.methods import bgad
-from ssadjax.methods import clad
-from ssadjax.methods.base import Method, Sampler, TrainData, make_train_data
+import dataclasses
+from typing import Callable
+
+from ssadjax import data as data_lib
 from ssadjax import runconfig
+from ssadjax.methods import anoonly, base
+from ssadjax.methods import bgad, clad, deepsad, devnet, feawad, funad, prenet
+from ssadjax.methods.base import Method, Sampler, TrainData, make_train_data
+from ssadjax.norm import NormPolicy
 
-FACTORIES = {
-    "deepsad": deepsad.make_method,
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """A method as the registry knows it.
+
+  Attributes:
+    make: the factory `(hp, norm, input_dim, num_train, *, image_shape=(),
+      insert_norm=False) -> Method`.
+    hparams: `cfg -> dict`: the method's config section resolved against its presets.
+    anoonly_changes: `hp -> {name: value}`, what AnoOnly changes in the method's own
+      hyper-parameters (declared next to its presets); None: no AnoOnly variant.
+  """
+  make: Callable
+  hparams: Callable
+  anoonly_changes: Callable | None
+
+
+def _preset_section(name: str, module) -> Callable:
+  return lambda cfg: base.resolve_hparams(cfg[name], module.PRESETS, cfg.preset)
+
+
+REGISTRY = {
+    "deepsad": Entry(deepsad.make_method, deepsad.deepsad_hparams, deepsad.anoonly_changes),
     # Deep SVDD is Deep SAD without labels (the engine also hides them from the data).
-    "deepsvdd": functools.partial(deepsad.make_method, use_labels=False),
-    "devnet": devnet.make_method,
-    "feawad": feawad.make_method,
-    "prenet": prenet.make_method,
-    "funad": funad.make_method,  # fully unsupervised; refuses AnoOnly itself
-    "bgad": bgad.make_method,
-    "clad": clad.make_method,  # unsupervised; refuses AnoOnly itself, excludes labelled rows
+    "deepsvdd": Entry(deepsad.make_deepsvdd, deepsad.deepsvdd_hparams, None),
+    "devnet": Entry(devnet.make_method, _preset_section("devnet", devnet),
+                    devnet.anoonly_changes),
+    "feawad": Entry(feawad.make_method, _preset_section("feawad", feawad),
+                    feawad.anoonly_changes),
+    "prenet": Entry(prenet.make_method, _preset_section("prenet", prenet),
+                    prenet.anoonly_changes),
+    "funad": Entry(funad.make_method, lambda cfg: dict(cfg.funad), funad.anoonly_changes),
+    "bgad": Entry(bgad.make_method, _preset_section("bgad", bgad), bgad.anoonly_changes),
+    "clad": Entry(clad.make_method, lambda cfg: dict(cfg.clad), clad.anoonly_changes),
 }
+FACTORIES = {name: entry.make for name, entry in REGISTRY.items()}
 
 # The rules on names, hyper-parameters, norm placements and AnoOnly live in
-# ssadjax/runconfig.py (numpy only), so the command line checks them before importing JAX.
+# ssadjax/runconfig.py (numpy only), so the command line checks them before importing JAX;
+# the methods' own declarations must agree with them.
 UNSUPERVISED = runconfig.UNSUPERVISED
 NO_ANOONLY = runconfig.NO_ANOONLY
 PLACEMENTS = runconfig.PLACEMENTS
 check_hparams = runconfig.check_hparams
-assert sorted(FACTORIES) == sorted(runconfig.METHODS), "update runconfig.METHODS"
+assert sorted(REGISTRY) == sorted(runconfig.METHODS), "update runconfig.METHODS"
+assert ({name for name, entry in REGISTRY.items() if entry.anoonly_changes is None}
+        == set(UNSUPERVISED) | set(NO_ANOONLY)), "update runconfig.NO_ANOONLY"
+
+
+def hparams(cfg) -> dict:
+  """The hyper-parameters of the method named by `cfg.method`, as its factory gets them
+  (before any AnoOnly change)."""
+  return REGISTRY[cfg.method].hparams(cfg)
 
 
 def build(cfg, input_dim: int, num_train: int) -> Method:
   """The method named by `cfg.method`, transformed by AnoOnly if `cfg.anomaly_only`."""
   runconfig.check_method(cfg)
-  factory = FACTORIES[cfg.method]
+  entry = REGISTRY[cfg.method]
+  factory = entry.make
   if cfg.anomaly_only:
-    factory = anoonly.anomaly_only(factory, empty_batch=cfg.anoonly.empty_batch)
-  return factory(cfg, input_dim, num_train)
+    factory = anoonly.anomaly_only(factory, entry.anoonly_changes,
+                                   empty_batch=cfg.anoonly.empty_batch)
+  return factory(entry.hparams(cfg), NormPolicy.from_config(cfg.norm), input_dim,
+                 num_train, image_shape=data_lib.feature_shape(cfg.get("dataset", "") or ""))
 
 
-__all__ = ["FACTORIES", "Method", "Sampler", "TrainData", "build", "make_train_data"]
+__all__ = ["FACTORIES", "REGISTRY", "Entry", "Method", "Sampler", "TrainData", "build",
+           "hparams", "make_train_data"]

@@ -2,8 +2,15 @@
 
 The whole mixed batch is still sampled and forwarded (so unlabelled rows shape the
 BatchNorm statistics), but the loss is reduced over the terms that involve a labelled
-anomaly only. The base method is asked to put a BatchNorm where the AnoOnly code puts
-one (`insert_norm=True`); methods that already have one ignore the request.
+anomaly only (their mean, or their sum for a method whose `loss_terms` are summands).
+The base method is asked to put a BatchNorm where the AnoOnly code puts one
+(`insert_norm=True`); methods that already have one ignore the request.
+
+A method may declare further AnoOnly changes to its own hyper-parameters next to its
+presets: `anoonly_changes(hp) -> {name: value}` (DevNet's anomaly term and L2 scale,
+BGAD's skipped warm-up). This transformation applies them; no factory knows whether it
+runs under AnoOnly. A method without an AnoOnly variant declares `anoonly_changes = None`
+(`ssadjax.runconfig.NO_ANOONLY` says why, before JAX is imported).
 
 A batch without any labelled anomaly (about half of Deep SAD's batches at la = 0.1)
 has an empty mean. `empty_batch` decides what happens:
@@ -18,6 +25,7 @@ has an empty mean. `empty_batch` decides what happens:
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -27,15 +35,19 @@ from ssadjax.methods import base
 EMPTY_BATCH_CHOICES = ("zero_grad", "skip", "ensure_anomaly")
 
 
-def anomaly_mean(per_example, anomaly_mask, *, empty_batch: str = "zero_grad"):
-  """Mean over the labelled-anomaly terms; `(loss, apply_update)`.
+def anomaly_mean(per_example, anomaly_mask, *, empty_batch: str = "zero_grad",
+                 loss_terms: str = "mean"):
+  """Mean (`loss_terms='mean'`) or sum (`'sum'`) of the labelled-anomaly terms;
+  `(loss, apply_update)`.
 
-  The denominator is clamped at 1 so that an anomaly-free batch gives loss 0 and
+  The mean's denominator is clamped at 1 so that an anomaly-free batch gives loss 0 and
   gradients 0 instead of NaN.
   """
   mask = anomaly_mask.astype(per_example.dtype)
   count = jnp.sum(mask)
-  loss = jnp.sum(jnp.where(anomaly_mask, per_example, 0.0)) / jnp.maximum(count, 1.0)
+  loss = jnp.sum(jnp.where(anomaly_mask, per_example, 0.0))
+  if loss_terms == "mean":
+    loss = loss / jnp.maximum(count, 1.0)
   apply_update = jnp.bool_(True) if empty_batch != "skip" else count > 0
   return loss, apply_update
 
@@ -55,16 +67,22 @@ def _ensure_anomaly(sampler: base.Sampler) -> base.Sampler:
   return dataclasses.replace(sampler, batch=batch, shuffled_batch_size=None)
 
 
-def anomaly_only(make_method, *, empty_batch: str = "zero_grad"):
-  """Transforms a method factory `make_method(cfg, ..., insert_norm=False)` into its
-  AnoOnly variant with the same signature."""
+def anomaly_only(make_method, anoonly_changes=None, *, empty_batch: str = "zero_grad"):
+  """Transforms a method factory `make_method(hp, norm, input_dim, num_train, *,
+  insert_norm=False, ...)` into its AnoOnly variant with the same signature.
+
+  `anoonly_changes`: the method's declared `hp -> {name: value}` changes to its own
+  hyper-parameters under AnoOnly (None: none).
+  """
   if empty_batch not in EMPTY_BATCH_CHOICES:
     raise ValueError(f"anoonly.empty_batch={empty_batch!r}; expected one of "
                      f"{EMPTY_BATCH_CHOICES}")
 
-  def make(*args, **kwargs):
+  def make(hp, *args, **kwargs):
+    if anoonly_changes is not None:
+      hp = {**hp, **anoonly_changes(hp)}
     kwargs["insert_norm"] = True
-    method = make_method(*args, **kwargs)
+    method = make_method(hp, *args, **kwargs)
     sampler = method.sampler
     if empty_batch == "ensure_anomaly":
       sampler = _ensure_anomaly(sampler)
@@ -72,7 +90,8 @@ def anomaly_only(make_method, *, empty_batch: str = "zero_grad"):
         method,
         name=method.name + "+anoonly",
         sampler=sampler,
-        reduce_loss=lambda losses, mask: anomaly_mean(losses, mask, empty_batch=empty_batch),
+        reduce_loss=functools.partial(anomaly_mean, empty_batch=empty_batch,
+                                      loss_terms=method.loss_terms),
     )
 
   return make

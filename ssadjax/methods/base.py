@@ -136,9 +136,20 @@ class Sampler:
 
 
 def mean_loss(per_example: jax.Array, anomaly_mask: jax.Array):
-  """The baselines' reduction: plain mean over the batch; the update is always applied."""
+  """The reduction of `loss_terms='mean'`: the plain mean over the batch; the update is
+  always applied."""
   del anomaly_mask
   return jnp.mean(per_example), jnp.bool_(True)
+
+
+def sum_loss(per_example: jax.Array, anomaly_mask: jax.Array):
+  """The reduction of `loss_terms='sum'`: the per-example values are summands of the
+  loss (FUN-AD's balanced BCE, BGAD's loss contributions)."""
+  del anomaly_mask
+  return jnp.sum(per_example), jnp.bool_(True)
+
+
+LOSS_REDUCTIONS = {"mean": mean_loss, "sum": sum_loss}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +180,21 @@ class Stage:
 
 
 @dataclasses.dataclass(frozen=True)
+class StepState:
+  """State a method carries from step to step that is neither trained nor BatchNorm's
+  (FUN-AD's memory-bank selection), refreshed before each step's loss, without gradient.
+
+  Attributes:
+    init: `data -> state`: its value before the first step.
+    refresh: `(params, state, batch, key, **data) -> (state, batch)`: the state after this
+      step and the batch with what the loss reads from it (the keyword `data` when the
+      method `needs_train_data`). `key` is the step's loss key.
+  """
+  init: Callable
+  refresh: Callable
+
+
+@dataclasses.dataclass(frozen=True)
 class Method:
   """Everything the engine needs to train and score one method.
 
@@ -181,7 +207,11 @@ class Method:
     per_example_loss: `(params, batch_stats, extras, batch, key) ->
       (losses [B], anomaly_mask [B], new_batch_stats)`; `anomaly_mask` marks the terms
       that involve a labelled anomaly (what AnoOnly keeps).
-    reduce_loss: `(losses, anomaly_mask) -> (scalar loss, apply_update bool)`.
+    loss_terms: how `per_example_loss`'s values make the loss: 'mean' (their mean) or
+      'sum' (they are summands). AnoOnly keeps the same reduction over the labelled
+      anomalies' terms.
+    reduce_loss: `(losses, anomaly_mask) -> (scalar loss, apply_update bool)`; None:
+      the plain reduction of `loss_terms` (AnoOnly sets its own).
     score: `(variables, extras, x) -> [N]` anomaly scores, higher = more anomalous.
     optimizer: optax transformation over params.
     steps_per_epoch, num_epochs: the training length.
@@ -208,6 +238,12 @@ class Method:
       of one program may then train at other rates, the engine scaling each run's
       updates by its rate over this one (a learning-rate sweep shares one program).
       None: the rate is part of the program.
+    needs_train_data: `per_example_loss` and `score` take the run's TrainData as a
+      keyword `data` (FUN-AD's memory bank is rebuilt from every training row, PReNet
+      scores against reference rows of the training pools). The engine passes it; it is
+      never part of the state, so checkpoints hold no training data. A saved detector
+      of such a method keeps its training rows (the model is defined by them).
+    step_state: optional `StepState`, kept in `TrainState.method_state` (checkpointed).
     stages: `Stage`s the engine runs, in order, before the main stage (whose sampler,
       loss, optimizer and length are the fields above).
     run_hparams: {name: value} of scalar hyper-parameters that are run data, not part of
@@ -226,7 +262,8 @@ class Method:
   optimizer: optax.GradientTransformation
   steps_per_epoch: int
   num_epochs: int
-  reduce_loss: Callable = mean_loss
+  loss_terms: str = "mean"
+  reduce_loss: Callable | None = None
   regularizer: Callable | None = None
   select_best_epoch: bool = False
   batch_statistics: Callable | None = None
@@ -236,8 +273,15 @@ class Method:
   learning_rate: float | None = None
   stages: tuple = ()
   run_hparams: dict = dataclasses.field(default_factory=dict)
+  needs_train_data: bool = False
+  step_state: StepState | None = None
 
   def __post_init__(self):
+    if self.loss_terms not in LOSS_REDUCTIONS:
+      raise ValueError(f"loss_terms={self.loss_terms!r}; expected one of "
+                       f"{sorted(LOSS_REDUCTIONS)}")
+    if self.reduce_loss is None:
+      object.__setattr__(self, "reduce_loss", LOSS_REDUCTIONS[self.loss_terms])
     # `init`'s extras always carry the run hyper-parameters at their configured values,
     # whoever calls it; the engine then sets each run's own (engine.create_train_state).
     if self.run_hparams:

@@ -15,8 +15,8 @@ with positional conditioning lives in `ssadjax.models.bgad.PatchFlows`.
 * Loss (`losses.bgad_loss_contributions`): ML term on the unlabelled rows, explicit
   boundary b_n = beta-quantile of the unlabelled rows' per-dimension log-likelihoods / 10
   (detached), b_a = b_n - tau, semi-push-pull hinge terms, optional focal weights.
-  Per-example values are the contributions times the batch size, so the engine's plain
-  mean is the reference's loss.
+  Per-example values are the contributions (`loss_terms='sum'`): their sum is the
+  reference's loss, and under AnoOnly the sum over the anomalies is lambda * L_a.
 * Schedule: meta-epochs of `sub_epochs` epochs; meta-epoch 0 is maximum likelihood on
   the unlabelled rows only (run inside `init`, like Deep SAD's pretraining), the rest
   run the full loss in the engine. Adam 2e-4, cosine over meta-epochs to lr * 0.1^3,
@@ -27,11 +27,11 @@ with positional conditioning lives in `ssadjax.models.bgad.PatchFlows`.
   epoch's model is scored: no test-set model selection (the reference reports the best
   epoch's test AUROC).
 
-AnoOnly (`insert_norm=True`, `cfg.anomaly_only`): an affine-free BatchNorm flow layer is
-put in front of the blocks (its log-determinant is part of the likelihood), the loss is
-reduced over the labelled anomalies only, i.e. the anomaly push term lambda * L_a
-against the boundary estimated from the unlabelled rows of the same batch, and the ML
-warm-up (a loss on unlabelled rows) is skipped unless `bgad.anoonly_ml_warmup`. See
+AnoOnly (`insert_norm=True`): an affine-free BatchNorm flow layer is put in front of the
+blocks (its log-determinant is part of the likelihood), the loss is reduced over the
+labelled anomalies only, i.e. the anomaly push term lambda * L_a against the boundary
+estimated from the unlabelled rows of the same batch, and the ML warm-up (a loss on
+unlabelled rows) is skipped unless `bgad.anoonly_ml_warmup` (`anoonly_changes`). See
 docs/notes.md §13 for why this variant should be weak and what it measured.
 
 Presets (`cfg.preset`, `PRESETS`; any field set in `cfg.bgad` wins): `adbench` and
@@ -60,6 +60,12 @@ PRESETS = {
     "anoonly_paper": {"sub_epochs": 1, "focal_weighting": False},
     "bgad_reference": {"sub_epochs": 8, "focal_weighting": True},
 }
+
+
+def anoonly_changes(hp: dict) -> dict:
+  """What AnoOnly changes in BGAD's hyper-parameters: the ML warm-up, a loss on the
+  unlabelled rows only, is skipped unless `anoonly_ml_warmup`."""
+  return {"ml_warmup": bool(hp["ml_warmup"] and hp["anoonly_ml_warmup"])}
 
 
 def learning_rate_schedule(learning_rate: float, *, steps_per_meta_epoch: int,
@@ -112,12 +118,12 @@ def mixed_sampler(batch_size: int, anomalies_per_batch: int) -> base.Sampler:
   return base.Sampler(begin_epoch=begin_epoch, batch=batch)
 
 
-def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False) -> base.Method:
-  """BGAD from `cfg.bgad` resolved against `PRESETS[cfg.preset]`, for `[n, input_dim]`
-  features."""
-  hp = types.SimpleNamespace(**base.resolve_hparams(cfg.bgad, PRESETS, cfg.preset))
-  policy = NormPolicy.from_config(cfg.norm)
-  anomaly_only = bool(cfg.anomaly_only)
+def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
+                image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
+  """BGAD from its hyper-parameters (`cfg.bgad` resolved against `PRESETS[cfg.preset]`),
+  for `[n, input_dim]` features; `insert_norm` is AnoOnly's BatchNorm flow layer."""
+  del image_shape
+  hp = types.SimpleNamespace(**hp)
   model = Flow(dim=input_dim, num_blocks=hp.num_blocks, clamp_alpha=hp.clamp_alpha,
                subnet_ratio=hp.subnet_ratio, insert_norm=insert_norm, norm=policy,
                norm_epsilon=hp.norm_epsilon, norm_momentum=hp.norm_momentum)
@@ -128,7 +134,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     raise ValueError(f"bgad.anomalies_per_batch={n_anom} must be in (0, batch_size)")
   steps_per_epoch = max(1, num_train // batch_size)
   steps_per_meta = steps_per_epoch * hp.sub_epochs
-  warmup_meta = 1 if (hp.ml_warmup and (hp.anoonly_ml_warmup or not anomaly_only)) else 0
+  warmup_meta = 1 if hp.ml_warmup else 0
   if hp.meta_epochs <= warmup_meta:
     raise ValueError(f"bgad.meta_epochs={hp.meta_epochs} leaves no semi-push-pull epoch")
   schedule = learning_rate_schedule(
@@ -220,12 +226,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     contributions = losses.bgad_loss_contributions(
         ll, semi, beta=run["pos_beta"], tau=run["margin_tau"], normalizer=run["normalizer"],
         push_pull_weight=run["push_pull_weight"], focal_weighting=hp.focal_weighting)
-    is_anomaly = semi == 1
-    # Scaled so that the engine's mean is the loss; under AnoOnly the mean over the
-    # anomalies is lambda * L_a.
-    scale = jnp.where(is_anomaly & anomaly_only,
-                      jnp.sum(is_anomaly).astype(ll.dtype), jnp.float32(ll.shape[0]))
-    return scale * contributions, is_anomaly, new_bs
+    return contributions, semi == 1, new_bs
 
   def score(variables, extras, x):
     z, log_det = base.apply_eval(model, variables, x, eval_stats=policy.eval_stats,
@@ -241,6 +242,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       optimizer=optax.adam(lambda count: schedule(count + warmup_steps)),
       steps_per_epoch=steps_per_epoch,
       num_epochs=(hp.meta_epochs - warmup_meta) * hp.sub_epochs,
+      loss_terms="sum",  # the contributions add up to the loss
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_model, params, batch_stats, x, rotations=extras["rotations"]),
       stages=(warmup_stage(),) if warmup_steps else (),

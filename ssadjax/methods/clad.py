@@ -49,13 +49,13 @@ scoring always uses eval mode (or the policy's test-batch statistics).
 """
 
 import functools
+import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssadjax import data as data_lib
 from ssadjax import losses, ops
 from ssadjax.methods import base
 from ssadjax.models import clad as models
@@ -275,9 +275,9 @@ def train_dec(encoder, enc_params, centers, x, key, *, epochs: int, batch_size: 
 # ---------------------------------------------------------------------------------- method
 
 
-def resolve_image_shape(cfg, hp, input_dim: int) -> tuple[int, int, int]:
-  shape = tuple(hp.get("image_shape", ()) or ()) or data_lib.feature_shape(
-      cfg.get("dataset", "") or "")
+def resolve_image_shape(hp, dataset_shape: tuple, input_dim: int) -> tuple[int, int, int]:
+  """`clad.image_shape` when set, else the image dataset's shape."""
+  shape = tuple(hp.get("image_shape", ()) or ()) or tuple(dataset_shape or ())
   if not shape:
     raise ValueError(
         "clad needs images: use an image dataset (tfds:mnist/<k>, sklearn:digits/<k>, "
@@ -287,11 +287,18 @@ def resolve_image_shape(cfg, hp, input_dim: int) -> tuple[int, int, int]:
   return tuple(int(s) for s in shape)
 
 
-def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False
-                ) -> base.Method:
-  """CLAD from `cfg.clad` (see ssadjax/config.py for every field)."""
-  del insert_norm  # AnoOnly is refused in methods.build (NO_ANOONLY)
-  hp = cfg.clad
+# No AnoOnly variant: it would train the confidence classifier on anomalies alone
+# (runconfig.NO_ANOONLY says so to the user).
+anoonly_changes = None
+
+
+def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
+                image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
+  """CLAD from its hyper-parameters (`cfg.clad`; ssadjax/config.py lists every field) for
+  images of `clad.image_shape` or else of the dataset's `image_shape`."""
+  del insert_norm  # no AnoOnly variant
+  image_shape = resolve_image_shape(hp, image_shape, input_dim)
+  hp = types.SimpleNamespace(**hp)
   if hp.labelled_anomalies not in LABELLED_ANOMALIES:
     raise ValueError(f"clad.labelled_anomalies={hp.labelled_anomalies!r}; expected one of "
                      f"{LABELLED_ANOMALIES}")
@@ -299,8 +306,6 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     raise ValueError(f"clad.temperature={hp.temperature} must be > 0")
   if hp.num_clusters < 2:
     raise ValueError(f"clad.num_clusters={hp.num_clusters} must be >= 2")
-  image_shape = resolve_image_shape(cfg, hp, input_dim)
-  policy = NormPolicy.from_config(cfg.norm)
   if policy.placement != "reference":
     raise ValueError(f"norm.placement={policy.placement!r}: clad's classifiers keep their "
                      "reference norms (after every convolution); use 'reference'")
@@ -318,7 +323,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
   stats_classifier = classifier.clone(norm=for_recompute(policy))
   prep = functools.partial(standardise, image_shape=image_shape)
   epsilon = float(hp.odin_epsilon) * float(hp.odin_epsilon_scale)
-  gradient_sign = hp.get("odin_gradient_sign", "torch_ge")
+  gradient_sign = hp.odin_gradient_sign
   odin_direction(jnp.zeros(1), gradient_sign)  # a clear error for an unknown value now
 
   def fit_pool(data):

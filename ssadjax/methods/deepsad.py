@@ -33,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ssadjax import data as data_lib
 from ssadjax import losses
 from ssadjax.methods import base
 from ssadjax.models import MLPAutoencoder, MLPDecoder, MLPEncoder
@@ -151,28 +150,37 @@ def pretrain_autoencoder(ae, ae_variables, data, key, *, epochs, batch_size, opt
   return base.make_variables(params, batch_stats)
 
 
-def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
+def deepsad_hparams(cfg) -> dict:
+  """Deep SAD's hyper-parameters: `cfg.deepsad` (with Deep SVDD's own fields at the
+  values that follow Deep SAD's recipe)."""
+  if cfg.get("preset", "") in DEEPSVDD_PRESETS:
+    raise ValueError(f"preset={cfg.preset!r} is a Deep SVDD recipe; use method=deepsvdd "
+                     "or preset=adbench for deepsad")
+  return {**dict(cfg.deepsad), **_SVDD_DEFAULTS}
+
+
+def anoonly_changes(hp: dict) -> dict:
+  """AnoOnly changes nothing in Deep SAD's hyper-parameters: its MLP already has the
+  BatchNorm AnoOnly needs, and η weighs the labelled terms AnoOnly keeps."""
+  del hp
+  return {}
+
+
+def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
+                image_shape: tuple = (), use_labels: bool = True,
                 insert_norm: bool = False) -> base.Method:
-  """Builds Deep SAD from `cfg.deepsad`, or Deep SVDD (`use_labels=False`) from
-  `deepsvdd_hparams(cfg)`.
+  """Deep SAD from `deepsad_hparams`, or Deep SVDD (`use_labels=False`) from
+  `deepsvdd_hparams`; `image_shape` (of an image dataset) lets `encoder='auto'` pick a
+  LeNet.
 
   `insert_norm` is AnoOnly's request for a BatchNorm in the feature path; Deep SAD's
   MLP already has one after each hidden layer, so nothing changes.
   """
   del insert_norm
-  if use_labels:
-    if cfg.get("preset", "") in DEEPSVDD_PRESETS:
-      raise ValueError(f"preset={cfg.preset!r} is a Deep SVDD recipe; use method=deepsvdd "
-                       "or preset=adbench for deepsad")
-    hp = {**dict(cfg.deepsad), **_SVDD_DEFAULTS}
-  else:
-    hp = deepsvdd_hparams(cfg)
   section = "deepsad" if use_labels else "deepsvdd"  # named in the errors below
-  policy = NormPolicy.from_config(cfg.norm)
   pyod = hp["architecture"] == "pyod"
   if hp["architecture"] not in ("mlp", "pyod"):
     raise ValueError(f"deepsvdd.architecture={hp['architecture']!r}; expected mlp or pyod")
-  image_shape = data_lib.feature_shape(cfg.get("dataset", "") or "")
   if pyod:
     encoder = stats_encoder = PyODEncoder(hidden_dims=tuple(hp["hidden_dims"]),
                                           rep_dim=hp["rep_dim"])
@@ -349,3 +357,7 @@ def make_method(cfg, input_dim: int, num_train: int, *, use_labels: bool = True,
       stages=(pretrain_stage(),) if hp["pretrain_epochs"] > 0 else (),
       run_hparams=run_hparams,
   )
+
+
+# Deep SVDD is Deep SAD without labels (the engine also hides them from the data).
+make_deepsvdd = functools.partial(make_method, use_labels=False)

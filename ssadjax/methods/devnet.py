@@ -9,7 +9,8 @@ root) with per-tensor `clipnorm`, and the weights of the epoch with the lowest m
 training loss (Keras ModelCheckpoint(monitor='loss', save_best_only=True)).
 Score: phi(x) (same ranking as the deviation).
 
-Presets (`cfg.preset`, every field overridable through `cfg.devnet`):
+Presets (`cfg.preset`, every field overridable through `cfg.devnet`; `anoonly_changes`
+declares what AnoOnly changes):
 * 'adbench': ADBench's DevNet: batch 512, lr 1e-3, clipnorm 1, standardised deviation,
   hinge max(0, a - dev) for anomalies; under AnoOnly the reference's linear a - dev
   (the hinge lets AnoOnly collapse: 43.5 AUROC on 30_satellite against 87.6, see
@@ -23,7 +24,8 @@ eps 1e-3, affine). anoonly.py averages the loss over the labelled anomalies only
 the reference averages y * t(dev) over the whole balanced batch, i.e. half of ours. With
 `anoonly_l2_batch_mean` (default) the L2 weight is divided by the anomaly fraction of a
 batch (0.5) under AnoOnly, so that our loss + L2 is exactly 2x the reference's: RMSprop
-takes the same steps (up to eps) and the same epoch is selected.
+takes the same steps (up to eps) and the same epoch is selected. Both changes are
+declared in `anoonly_changes`, which the AnoOnly transformation applies.
 """
 
 import jax
@@ -53,6 +55,17 @@ PRESETS = {
         "anoonly_anomaly_term": "linear",
     },
 }
+
+
+def anoonly_changes(hp: dict) -> dict:
+  """What AnoOnly changes in DevNet's hyper-parameters: the anomaly term becomes
+  `anoonly_anomaly_term`, and with `anoonly_l2_batch_mean` the L2 weight is divided by a
+  batch's anomaly fraction (the module docstring says why)."""
+  changes = {"anomaly_term": hp["anoonly_anomaly_term"]}
+  if hp["anoonly_l2_batch_mean"]:
+    batch_size = hp["batch_size"]
+    changes["l2"] = hp["l2"] * batch_size / max(batch_size // 2, 1)
+  return changes
 
 
 def keras_rmsprop(learning_rate: float, *, rho: float, eps: float,
@@ -102,17 +115,16 @@ def hidden_kernel_l2(params, weight: float) -> jax.Array:
                       for name, layer in params.items() if name.startswith("hidden_"))
 
 
-def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False) -> base.Method:
-  """DevNet from `cfg.devnet` resolved against `PRESETS[cfg.preset]`."""
-  del input_dim, num_train
-  hp = base.resolve_hparams(cfg.devnet, PRESETS, cfg.preset)
-  policy = NormPolicy.from_config(cfg.norm)
+def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
+                image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
+  """DevNet from its hyper-parameters (`cfg.devnet` resolved against
+  `PRESETS[cfg.preset]`); `insert_norm` is AnoOnly's BatchNorm."""
+  del input_dim, num_train, image_shape
   model = DevNetScorer(hidden_dims=tuple(hp["hidden_dims"]), insert_norm=insert_norm,
                        norm=policy, norm_epsilon=hp["norm_epsilon"],
                        norm_momentum=hp["norm_momentum"])
   stats_model = model.clone(norm=for_recompute(policy))  # norm.eval_stats='recomputed'
-  anomaly_only = bool(cfg.anomaly_only)
-  anomaly_term = hp["anoonly_anomaly_term"] if anomaly_only else hp["anomaly_term"]
+  anomaly_term = hp["anomaly_term"]
   if anomaly_term not in losses.DEVIATION_ANOMALY_TERMS:
     raise ValueError(f"devnet anomaly term {anomaly_term!r}; expected one of "
                      f"{losses.DEVIATION_ANOMALY_TERMS}")
@@ -120,8 +132,6 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
   if batch_size < 2:
     raise ValueError(f"devnet.batch_size={batch_size} needs room for both row kinds")
   l2 = hp["l2"]
-  if anomaly_only and hp["anoonly_l2_batch_mean"]:
-    l2 = l2 * batch_size / (batch_size // 2)
 
   def init(init_key, extras_key, data):
     variables = model.init(init_key, data.x[:2], train=False)

@@ -171,11 +171,18 @@ def pad_feature_layers(variables, real_features):
   return variables
 
 
-def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False) -> base.Method:
-  """FEAWAD from `cfg.feawad` resolved against `PRESETS[cfg.preset]`."""
-  del num_train
-  hp = base.resolve_hparams(cfg.feawad, PRESETS, cfg.preset)
-  policy = NormPolicy.from_config(cfg.norm)
+def anoonly_changes(hp: dict) -> dict:
+  """AnoOnly changes nothing in FEAWAD's hyper-parameters beyond its BatchNorm before
+  the score head (`insert_norm`)."""
+  del hp
+  return {}
+
+
+def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
+                image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
+  """FEAWAD from its hyper-parameters (`cfg.feawad` resolved against
+  `PRESETS[cfg.preset]`); `insert_norm` is AnoOnly's BatchNorm before the head."""
+  del num_train, image_shape
   net = FEAWADNet(input_dim=input_dim,
                   norm_before_head=bool(hp["norm_before_head"] or insert_norm),
                   norm=policy, norm_epsilon=hp["norm_epsilon"],

@@ -18,14 +18,16 @@ The paper's method, applied to tabular rows: one row plays the role of one image
    features (losses.balanced_bce_terms, losses.mutual_smoothness_terms).
 
 Engine fit (static shapes, inside the compiled program):
-* The bank needs every training row and the current parameters inside the step, but
-  `per_example_loss` only receives `(params, batch_stats, extras, batch, key)`. `init`
-  therefore keeps the training rows (and semi labels) in `extras`.
+* The bank needs every training row and the current parameters inside the step: the
+  method `needs_train_data`, so the engine hands the step the run's TrainData (never
+  stored in the state: checkpoints hold no training rows). The bank is built before each
+  step's loss, without gradient, by the method's `StepState.refresh`, which also puts the
+  rows' adapted features and the bank mask in the batch for the loss.
 * `bank_period` P (1 = the reference: rebuild before every step). With P > 1 the bank
   SELECTION (the discriminator pass over all rows + the random draw) is redone at steps
-  0, P, 2P, ... of each epoch and kept in between as a 0/1 row mask in the (otherwise
-  unused) `batch_stats` collection, the only state `per_example_loss` can update; the
-  bank FEATURES are always the current adapter's. The sampler marks the rebuild steps
+  0, P, 2P, ... of each epoch and kept in between as a 0/1 row mask, the method's step
+  state (`TrainState.method_state`, checkpointed; not BatchNorm state); the bank FEATURES
+  are always the current adapter's. The sampler marks the rebuild steps
   with a flag computed from the step-in-epoch, which is not batched over seeds, so the
   `lax.cond` stays a real branch under the engine's vmap (a per-seed counter would turn
   it into a select that evaluates both sides).
@@ -37,12 +39,15 @@ Labels: with `la = 0` (the protocol then labels nothing, ceil(0) = 0) training i
 unsupervised. With labelled anomalies and `use_labels=True` they are known positives:
 pseudo-label 1 and never in the memory bank. AnoOnly has no meaningful FUN-AD variant
 (no BatchNorm to carry the unlabelled rows, and with la = 0 there is nothing to keep):
-`methods.build` refuses anomaly_only=True with the reason (methods.NO_ANOONLY).
+`anoonly_changes = None` declares it, and `methods.build` refuses anomaly_only=True with
+the reason (runconfig.NO_ANOONLY).
 
 Not reproduced: test-set model selection (the reference keeps the best-test-AUROC epoch;
 we score the last epoch), Perlin synthetic anomalies (image-only), the symmetric-KL
 smoothness variant.
 """
+
+import types
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +57,7 @@ import optax
 from ssadjax import losses, ops
 from ssadjax.methods import base
 from ssadjax.models.funad import Adaptor, Discriminator
+from ssadjax.norm import NormPolicy
 
 SELF_MATCH = ("threshold", "index")
 SCORES = ("logit", "prob")
@@ -175,17 +181,16 @@ def subsample_contamination(split, ratio: float, rng: np.random.Generator):
 
 # ------------------------------------------------------------------ the method
 
-def sum_loss(per_example, anomaly_mask):
-  """The per-example terms already carry their 1/|class| and 1/#pairs weights."""
-  del anomaly_mask
-  return jnp.sum(per_example), jnp.bool_(True)
+# No AnoOnly variant (module docstring; runconfig.NO_ANOONLY says why to the user).
+anoonly_changes = None
 
 
-def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False
-                ) -> base.Method:
-  """FUN-AD from `cfg.funad` (see the module docstring)."""
-  del insert_norm  # AnoOnly is refused in methods.build (NO_ANOONLY)
-  hp = cfg.funad
+def make_method(hp: dict, policy: NormPolicy | None, input_dim: int, num_train: int, *,
+                image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
+  """FUN-AD from its hyper-parameters (`cfg.funad`; see the module docstring). It has no
+  norm, hence no use for the norm policy, and no AnoOnly variant."""
+  del policy, image_shape, insert_norm
+  hp = types.SimpleNamespace(**hp)
   if hp.self_match not in SELF_MATCH:
     raise ValueError(f"funad.self_match={hp.self_match!r}; expected one of {SELF_MATCH}")
   if hp.score not in SCORES:
@@ -220,16 +225,31 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
                        bank_ratio=hp.bank_ratio)
 
   def init(init_key, extras_key, data):
+    del extras_key
     ka, kd = jax.random.split(init_key)
     f0 = adaptor.init(ka, data.x[:2])["params"]
     params = {"adaptor": f0,
               "discriminator": disc.init(kd, adaptor.apply({"params": f0}, data.x[:2]))
               ["params"]}
-    x_all = jnp.asarray(data.x)
-    semi_all = jnp.asarray(data.semi_labels)
-    member = new_bank(params, all_features(params, x_all), semi_all, extras_key)
-    return ({"params": params, "batch_stats": {"bank_member": member}},
-            {"x": x_all, "semi_labels": semi_all})
+    return {"params": params}, {}
+
+  def init_bank(data):
+    # Step 0 of every epoch rebuilds the bank, so this value is never read.
+    return {"bank_member": jnp.zeros(data.x.shape[0], jnp.float32)} if period > 1 else {}
+
+  def refresh_bank(params, state, batch, key, *, data):
+    bank_key, _ = jax.random.split(key)
+    x_all, semi_all = jnp.asarray(data.x), jnp.asarray(data.semi_labels)
+    feats_all = all_features(params, x_all)
+    if period == 1:
+      member = new_bank(params, feats_all, semi_all, bank_key)
+    else:
+      member = jax.lax.cond(
+          batch["rebuild"][0],
+          lambda: new_bank(params, feats_all, semi_all, bank_key),
+          lambda: state["bank_member"])
+      state = {"bank_member": member}
+    return state, {**batch, "bank_features": feats_all, "bank_member": member}
 
   def batch_fn(perm, i, key, data):
     del key
@@ -243,17 +263,10 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
   def begin_epoch(key, data):
     return jax.random.permutation(key, data.x.shape[0])
 
-  def per_example_loss(params, batch_stats, extras, batch, key):
-    bank_key, noise_key = jax.random.split(key)
-    frozen = jax.lax.stop_gradient(params)
-    feats_all = all_features(frozen, extras["x"])
-    if period == 1:
-      member = new_bank(frozen, feats_all, extras["semi_labels"], bank_key)
-    else:
-      member = jax.lax.cond(
-          batch["rebuild"][0],
-          lambda: new_bank(frozen, feats_all, extras["semi_labels"], bank_key),
-          lambda: batch_stats["bank_member"])
+  def per_example_loss(params, batch_stats, extras, batch, key, *, data):
+    del extras, data  # the bank comes with the batch (refresh_bank)
+    _, noise_key = jax.random.split(key)
+    feats_all, member = batch["bank_features"], batch["bank_member"]
     x, semi = batch["x"], batch["semi_labels"]
     f = adapt(params, x)
     logits = disc.apply({"params": params["discriminator"]}, f)
@@ -275,10 +288,10 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       partner, is_pair = ops.mutual_nearest_neighbours(f_sg, block=block)
       terms = terms + hp.ms_weight * losses.mutual_smoothness_terms(
           jax.nn.sigmoid(logits), partner, is_pair, kind=hp.ms_kind)
-    return terms, semi == 1, {"bank_member": member}
+    return terms, semi == 1, batch_stats
 
-  def score(variables, extras, x):
-    del extras
+  def score(variables, extras, x, *, data):
+    del extras, data
     z = ops.blocked_map(lambda xb: logits_of(variables["params"], xb), x, block)
     return z if hp.score == "logit" else jax.nn.sigmoid(z)
 
@@ -293,9 +306,9 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       optimizer=optimizer,
       steps_per_epoch=steps_per_epoch,
       num_epochs=hp.num_epochs,
-      reduce_loss=sum_loss,
-      # No BatchNorm: norm.eval_stats='recomputed' leaves the bank state as it is.
-      batch_statistics=lambda params, batch_stats, extras, x: batch_stats,
+      loss_terms="sum",  # balanced BCE terms are summands of the loss
+      needs_train_data=True,
+      step_state=base.StepState(init=init_bank, refresh=refresh_bank),
   )
 
 

@@ -269,20 +269,26 @@ def reference_pair_scores(model: PReNet, variables, x, x_anomaly, x_unlabelled, 
 # ------------------------------------------------------------------------------ method
 
 
-def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = False
-                ) -> base.Method:
-  """Builds PReNet from `cfg.prenet` resolved against `PRESETS[cfg.preset]`.
+def anoonly_changes(hp: dict) -> dict:
+  """AnoOnly changes nothing in PReNet's hyper-parameters beyond its BatchNorm after psi
+  (`insert_norm`)."""
+  del hp
+  return {}
+
+
+def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
+                image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
+  """Builds PReNet from its hyper-parameters (`cfg.prenet` resolved against
+  `PRESETS[cfg.preset]`).
 
   `insert_norm=True` (AnoOnly) puts BatchNorm1d(20) after psi's ReLU, as the AnoOnly
   copy does; its statistics come from each side of the pair batch separately unless
   `prenet.joint_norm_pass`.
   """
-  del input_dim, num_train
-  hp = base.resolve_hparams(cfg.prenet, PRESETS, cfg.preset)
+  del input_dim, num_train, image_shape
   for name, allowed in (("orientation", ORIENTATIONS), ("init_scheme", INIT_SCHEMES),
                         ("score_references", SCORE_REFERENCES)):
     _check_choice(name, hp[name], allowed)
-  policy = NormPolicy.from_config(cfg.norm)
   model = PReNet(
       features=PReNetFeatures(hidden_dims=tuple(hp["hidden_dims"]),
                               init_scheme=hp["init_scheme"], insert_norm=insert_norm,
@@ -310,20 +316,11 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
             in_mask=base.feature_mask(data), bias=layer["bias"])
         return {**layer, "kernel": kernel, "bias": bias}
       variables = base.replace_param(variables, ("features", "dense_0"), first_layer)
-    extras = {
-        # Raw uint32 key data: typed keys cannot be checkpointed.
-        "score_key": jax.random.key_data(extras_key),
-        # The reference pools of the scoring rule (score() does not receive the data).
-        "x_anomaly": data.x[data.anomaly_index],
-        "x_unlabelled": data.x[data.unlabelled_index],
-    }
-    if base.is_padded(data):
-      extras["num_anomalies"] = base.anomaly_count(data)
-      extras["num_unlabelled"] = base.unlabelled_count(data)
-    return variables, extras
+    # Raw uint32 key data: typed keys cannot be checkpointed.
+    return variables, {"score_key": jax.random.key_data(extras_key)}
 
-  def per_example_loss(params, batch_stats, extras, batch, key):
-    del extras, key
+  def per_example_loss(params, batch_stats, extras, batch, key, *, data=None):
+    del extras, key, data  # the pools matter to scoring only
     phi, new_batch_stats = base.apply_train(
         model, params, batch_stats, batch["x_left"], x_right=batch["x_right"],
         left_mask=stats_mask(policy, batch["semi_labels_left"]),
@@ -334,15 +331,19 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
     has_anomaly = (batch["semi_labels_left"] == 1) | (batch["semi_labels_right"] == 1)
     return per_pair, has_anomaly, new_batch_stats
 
-  def score(variables, extras, x):
+  def score(variables, extras, x, *, data):
+    # The scoring rule pairs x with reference rows drawn from the training pools.
     key = jax.random.wrap_key_data(extras["score_key"])
+    x_train = jnp.asarray(data.x)
+    padded = base.is_padded(data)
     return reference_pair_scores(
-        model, variables, x, extras["x_anomaly"], extras["x_unlabelled"], key,
+        model, variables, x, x_train[jnp.asarray(data.anomaly_index)],
+        x_train[jnp.asarray(data.unlabelled_index)], key,
         num_references=hp["num_references"],
         per_point=hp["score_references"] == "per_point",
         orientation=hp["orientation"], eval_stats=policy.eval_stats,
-        num_anomalies=extras.get("num_anomalies"),
-        num_unlabelled=extras.get("num_unlabelled"))
+        num_anomalies=base.anomaly_count(data) if padded else None,
+        num_unlabelled=base.unlabelled_count(data) if padded else None)
 
   regularizer = None
   if hp["l2_kernel"] > 0:
@@ -365,4 +366,5 @@ def make_method(cfg, input_dim: int, num_train: int, *, insert_norm: bool = Fals
       # Cosine annealing to a floor is affine, not proportional, in the rate.
       learning_rate=(hp["learning_rate"] if hp["lr_schedule"] != "cosine"
                      or hp["cosine_eta_min"] == 0 else None),
+      needs_train_data=True,  # the scoring rule's reference pools
   )
