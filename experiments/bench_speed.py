@@ -155,7 +155,7 @@ def deepod_steps(method, n):
 
 def worker_ssadjax():
   import jax
-  from ssadjax import engine, experiment, methods, metrics, program_cache
+  from ssadjax import engine, grouping, methods, metrics, program_cache
   if FLAGS.cache:  # both caches, as experiments/main.py sets them
     jax.config.update("jax_compilation_cache_dir", FLAGS.cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
@@ -167,7 +167,7 @@ def worker_ssadjax():
   splits = splits_for(FLAGS.dataset, FLAGS.data_dir, seeds3)
   n, d = splits[0].x_train.shape
   config = ssadjax_config(FLAGS.dataset, FLAGS.method, FLAGS.data_dir, n, FLAGS.epochs)
-  key = experiment.program_key(config, d, n)
+  key = grouping.program_key(config, d, n)
   datas = [methods.make_train_data(s.x_train, s.semi_labels) for s in splits]
 
   def run(k):

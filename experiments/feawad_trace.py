@@ -119,7 +119,7 @@ def ours_side(split_path: str, trace_path: str, dataset: str, la: float,
   import jax
   import jax.numpy as jnp
   import optax
-  from ssadjax import engine, metrics
+  from ssadjax import engine, hparams, metrics
   from ssadjax.methods import base, feawad
   from ssadjax.norm import NormPolicy
   from ssadjax.models.feawad import FEAWADAutoencoder
@@ -133,7 +133,7 @@ def ours_side(split_path: str, trace_path: str, dataset: str, la: float,
   data = base.make_train_data(x, semi)
   jdata = jax.tree.map(jnp.asarray, data)
   d = x.shape[1]
-  hp = base.resolve_hparams(cfg.feawad, feawad.PRESETS, cfg.preset)
+  hp = hparams.feawad.resolve(cfg)
   method = feawad.make_method(hp, NormPolicy.from_config(cfg.norm), d, len(x))
   report = {"reference_auroc": metrics.auroc(split["y_test"], trace["scores"])}
 

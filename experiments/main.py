@@ -243,9 +243,10 @@ def _run(config, workdir: pathlib.Path):
     # found") when reused by later processes, so only SSADJAX_EXECUTABLE_CACHE enables it.
     from ssadjax import program_cache
     program_cache.set_directory(os.environ.get("SSADJAX_EXECUTABLE_CACHE", "") or None)
-  from ssadjax import experiment
+  from ssadjax import experiment, grouping
+  from ssadjax import workdir as workdir_files
   logging.getLogger("ssadjax").info("jax %s on %s", jax.__version__, jax.devices())
-  before = experiment.program_counts()
+  before = grouping.program_counts()
   try:
     results = experiment.train_and_evaluate(config, workdir, splits=splits)
   except ValueError as e:  # checks that need JAX (device layouts, method builders)
@@ -253,13 +254,13 @@ def _run(config, workdir: pathlib.Path):
   if not parallel.is_main_process():
     return
   summaries = results if isinstance(results, list) else [results]
-  print(experiment.format_table(summaries), end="")
+  print(workdir_files.format_table(summaries), end="")
   if config.get("plot", "") and runconfig.is_grid(config):
     from experiments import plots  # matplotlib only when a figure is asked for
     figure = plots.make(workdir, config.plot)  # None: nothing drawn (it says why)
     if figure:
       print(f"figure: {figure}")
-  programs = experiment.program_delta(before, experiment.program_counts())
+  programs = grouping.program_delta(before, grouping.program_counts())
   seconds = sum(s["compile_seconds"] for s in summaries if not s.get("reused"))
   print(_compile_summary(programs, seconds, sum(bool(s.get("reused")) for s in summaries)))
   print(f"results: {workdir / 'results.csv'} (one row per seed), "

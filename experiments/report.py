@@ -44,7 +44,7 @@ from experiments import plots, published
 GAP = 3.0  # AUROC points; larger differences to a published number are listed
 
 
-# Per-seed columns of results.csv (ssadjax.experiment.RESULT_FIELDS minus the four that
+# Per-seed columns of results.csv (ssadjax.workdir.RESULT_FIELDS minus the four that
 # name the cell; not imported, as that would load JAX); every other column names the cell.
 _PER_SEED = {"seed", "auroc", "auprc", "train_seconds", "compile_seconds", "steps", "devices"}
 

@@ -1,260 +1,36 @@
-"""The fused training program: TrainState, in-graph sampling, lax.scan over steps,
-vmap over seeds, chunked dispatch with checkpoints and progress between chunks.
+"""The host loop around the training program: runs vmapped over a run axis, one compiled
+program per group (from ssadjax.program_cache), chunked dispatch with checkpoints,
+progress and divergence checks between chunks, scoring.
 
-This is the only module that knows about jit, scan, vmap and checkpoints together.
-A whole chunk of epochs for every seed of a group is one compiled call; the host loop
-only dispatches chunks, logs, saves and reports.
+The pure program of one run (TrainState, train_step, run_epochs, run_stage_epochs) is
+ssadjax/program.py, re-exported here. A whole chunk of epochs for every run of a group
+is one compiled call; the host loop only dispatches chunks, logs, saves and reports.
 """
 
 import functools
 import time
-from typing import Any, Callable
+from typing import Callable
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import logging
 
 from ssadjax import checkpoint as ckpt
 from ssadjax import parallel
 from ssadjax import program_cache
 from ssadjax.methods.base import Method, TrainData, make_variables
+from ssadjax.program import (TrainState, create_train_state, data_kwargs, initialise,
+                             recomputed_stats, run_epochs, run_stage_epochs, seed_keys,
+                             train_step)
+from ssadjax.program_cache import COMPILE_OPTIONS, program_stats
+from ssadjax.program_cache import clear as clear_program_cache
 
 log = logging.getLogger(__name__)
 
 
 class DivergenceError(FloatingPointError):
   """A seed's training loss became NaN or inf."""
-
-
-class TrainState(flax.struct.PyTreeNode):
-  step: jax.Array
-  params: Any
-  batch_stats: Any
-  opt_state: Any
-  extras: Any
-  # {'loss', 'params', 'batch_stats'} of the best epoch so far, for methods that select
-  # their final model by training loss; {} otherwise.
-  best: Any = flax.struct.field(default_factory=dict)
-  # One {'epoch', 'state'} per `Method.stages` entry: the stage's epochs done and its own
-  # state (see `base.Stage`); () for a method without stages.
-  stages: Any = flax.struct.field(default_factory=tuple)
-  # `Method.step_state`'s state (FUN-AD's memory-bank selection); {} without one.
-  method_state: Any = flax.struct.field(default_factory=dict)
-
-  def final_variables(self) -> tuple[Any, Any]:
-    """(params, batch_stats) used for scoring."""
-    if self.best:
-      return self.best["params"], self.best["batch_stats"]
-    return self.params, self.batch_stats
-
-
-def seed_keys(seed: int):
-  """Keys named by purpose; derived from the seed, never stored, so a resumed run replays
-  the same stream."""
-  init_key, extras_key, train_key = jax.random.split(jax.random.key(seed), 3)
-  return init_key, extras_key, train_key
-
-
-def create_train_state(method: Method, init_key, extras_key, data: TrainData,
-                       hparams=None) -> TrainState:
-  """A run's initial state. `hparams`: this run's values of `method.run_hparams` (the
-  method's own where absent)."""
-  variables, extras = method.init(init_key, extras_key, data)
-  params = variables["params"]
-  batch_stats = variables.get("batch_stats", {})
-  best = ({"loss": jnp.array(jnp.inf, jnp.float32), "params": params,
-           "batch_stats": batch_stats} if method.select_best_epoch else {})
-  stages = tuple({"epoch": jnp.zeros((), jnp.int32),
-                  "state": stage.init(variables, extras, extras_key, data)}
-                 for stage in method.stages)
-  opt_state = method.optimizer.init(params)
-  if hparams:  # this run's values of method.run_hparams (init set the configured ones)
-    values = {name: jnp.asarray(value, jnp.float32) for name, value in hparams.items()}
-    extras = {**extras, "hparams": {**extras["hparams"], **values}}
-    # The optimizer's own copies (an optax.inject_hyperparams state holding the name).
-    in_optimizer = {k: v for k, v in values.items()
-                    if optax.tree_utils.tree_get(opt_state, k) is not None}
-    if in_optimizer:
-      opt_state = optax.tree_utils.tree_set(opt_state, **in_optimizer)
-  method_state = method.step_state.init(data) if method.step_state is not None else {}
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
-                    opt_state=opt_state, extras=extras, best=best, stages=stages,
-                    method_state=method_state)
-
-
-def run_stage_epochs(method: Method, index: int, num_epochs: int, state: TrainState,
-                     data: TrainData, active_epochs) -> tuple[TrainState, dict]:
-  """`num_epochs` slots of `method.stages[index]`, the first `active_epochs` of which
-  train (as `run_epochs`); per-epoch metrics with `run_epochs`' keys."""
-  stage = method.stages[index]
-
-  def epoch_body(state):
-    done = state.stages[index]
-    stage_state, loss = stage.epoch(done["state"], done["epoch"], state.extras, data)
-    variables, extras = stage.result(make_variables(state.params, state.batch_stats),
-                                     state.extras, stage_state)
-    params, batch_stats = variables["params"], variables.get("batch_stats", {})
-    stages = list(state.stages)
-    stages[index] = {"epoch": done["epoch"] + 1, "state": stage_state}
-    best = state.best
-    if best:  # the main stage's best epoch starts from the stage's result
-      best = {**best, "params": params, "batch_stats": batch_stats}
-    finite = jnp.isfinite(loss)
-    return state.replace(params=params, batch_stats=batch_stats, extras=extras,
-                         stages=tuple(stages), best=best), {
-        "loss": loss.astype(jnp.float32), "updated": jnp.ones((), jnp.float32),
-        "finite": finite.astype(jnp.float32),
-        "first_bad_step": jnp.where(finite, -1, done["epoch"] * stage.steps_per_epoch
-                                    ).astype(jnp.int32)}
-
-  def slot(state, e):
-    return jax.lax.cond(e < active_epochs, epoch_body, _skipped_epoch, state)
-
-  return jax.lax.scan(slot, state, jnp.arange(num_epochs, dtype=jnp.int32))
-
-
-def initialise(method: Method, init_key, extras_key, data: TrainData) -> TrainState:
-  """One run's state with every stage before the main one trained to its end, in one
-  traced function (no chunks, checkpoints or progress): for callers outside the fused
-  program (host-fed training, inspection)."""
-  state = create_train_state(method, init_key, extras_key, data)
-  for i, stage in enumerate(method.stages):
-    state, _ = run_stage_epochs(method, i, stage.num_epochs, state, data, stage.num_epochs)
-  return state
-
-
-def _skipped_epoch(state):
-  zero = jnp.zeros((), jnp.float32)
-  return state, {"loss": zero, "updated": zero, "finite": zero,
-                 "first_bad_step": jnp.array(-1, jnp.int32)}
-
-
-def _data_kwargs(method: Method, data) -> dict:
-  """The keyword `method.per_example_loss` and `method.score` take the run's training
-  data by (`Method.needs_train_data`)."""
-  if not method.needs_train_data:
-    return {}
-  if data is None:
-    raise ValueError(f"{method.name} needs its training data to train and score "
-                     "(Method.needs_train_data): pass data=")
-  return {"data": data}
-
-
-def train_step(method: Method, state: TrainState, batch: dict, key,
-               active=None, lr_scale=None, data=None) -> tuple[TrainState, dict]:
-  """One update. `active` (traced bool, or None = always): a run whose epoch is shorter
-  than the program's (shape buckets) leaves every piece of its state, the step counter
-  included, untouched on the slots past its own length. `lr_scale` (traced scalar, or
-  None): this run's learning rate over `method.learning_rate`; the updates scale by it
-  (exact, as they are proportional to the rate). `data`: the run's TrainData, for a
-  method that `needs_train_data`."""
-  data_kwargs = _data_kwargs(method, data)
-  method_state = state.method_state
-  if method.step_state is not None:
-    method_state, batch = method.step_state.refresh(
-        jax.lax.stop_gradient(state.params), method_state, batch, key, **data_kwargs)
-
-  def loss_fn(params):
-    per_example, anomaly_mask, new_batch_stats = method.per_example_loss(
-        params, state.batch_stats, state.extras, batch, key, **data_kwargs)
-    loss, apply_update = method.reduce_loss(per_example, anomaly_mask)
-    if method.regularizer is not None:
-      loss = loss + method.regularizer(params)
-    return loss, (new_batch_stats, apply_update)
-
-  (loss, (new_batch_stats, apply_update)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(state.params)
-  updates, opt_state = method.optimizer.update(grads, state.opt_state, state.params)
-  if lr_scale is not None:
-    updates = jax.tree.map(lambda u: u * lr_scale, updates)
-  updated = state.replace(params=optax.apply_updates(state.params, updates),
-                          batch_stats=new_batch_stats, opt_state=opt_state,
-                          method_state=method_state)
-  # A skipped update keeps every piece of state, BatchNorm statistics included.
-  keep_new = apply_update if active is None else apply_update & active
-  new_state = jax.tree.map(lambda new, old: jnp.where(keep_new, new, old), updated, state)
-  metrics = {"loss": loss, "updated": apply_update.astype(jnp.float32),
-             "finite": jnp.isfinite(loss).astype(jnp.float32), "step": state.step}
-  if active is None:
-    return new_state.replace(step=state.step + 1), metrics
-  metrics["active"] = active.astype(jnp.float32)
-  return new_state.replace(step=state.step + active.astype(state.step.dtype)), metrics
-
-
-def run_epochs(method: Method, num_epochs: int, state: TrainState, seed,
-               data: TrainData, layout: parallel.Layout | None = None,
-               active_epochs=None, lr_scale=None) -> tuple[TrainState, dict]:
-  """`num_epochs` epochs of one seed, starting at the epoch that `state.step` is in.
-
-  Per-epoch state (e.g. a permutation) is computed once per epoch by the sampler. With a
-  `layout`, every batch is constrained to be sharded over the 'data' mesh axis, so the
-  step is data-parallel and BatchNorm statistics are global (synced).
-  With `active_epochs` (an int32 scalar, unbatched under vmap) only the first
-  `active_epochs` of the `num_epochs` slots train; the others leave the state untouched
-  (`lax.cond` on an unbatched predicate stays a real branch, nothing is computed), so
-  one compiled program of fixed length serves every chunk, the last partial one too.
-  `lr_scale`: see `train_step`.
-  Returns per-epoch means of the step metrics, each `[num_epochs]` (skipped slots: 0,
-  `first_bad_step` -1).
-  """
-  steps_per_epoch = method.steps_per_epoch  # the program's (the longest run's) epoch
-  # This run's own epoch length: shorter than the program's for a run padded into a
-  # shape bucket by a method whose epochs follow the row count (Deep SAD).
-  run_steps = (method.run_steps_per_epoch(data) if method.run_steps_per_epoch is not None
-               else steps_per_epoch)
-  # Masked whenever the method has per-run lengths, padded or not: the same program
-  # structure either way, so a run at its bucket's shape is bit-identical to it unpadded.
-  masked = method.run_steps_per_epoch is not None
-  train_key = seed_keys(seed)[2]
-
-  def epoch_body(state, _):
-    epoch_key = jax.random.fold_in(train_key, state.step // run_steps)
-    sampler_key, steps_key = jax.random.split(epoch_key)
-    epoch_state = method.sampler.begin_epoch(sampler_key, data)
-
-    def step_body(state, i):
-      batch_key, loss_key = jax.random.split(jax.random.fold_in(steps_key, i))
-      batch = method.sampler.batch(epoch_state, i, batch_key, data)
-      if layout is not None:
-        layout.check_batch(batch)
-        batch = jax.lax.with_sharding_constraint(batch, layout.batch)
-      return train_step(method, state, batch, loss_key,
-                        active=(i < run_steps) if masked else None, lr_scale=lr_scale,
-                        data=data)
-
-    state, steps = jax.lax.scan(step_body, state, jnp.arange(steps_per_epoch))
-    if masked:  # means over the run's own steps
-      count = jnp.sum(steps["active"])
-      metrics = {k: jnp.sum(jnp.where(steps["active"] > 0, steps[k], 0.0)) / count
-                 for k in ("loss", "updated", "finite")}
-      steps["finite"] = jnp.where(steps["active"] > 0, steps["finite"], 1.0)
-    else:
-      metrics = {k: jnp.mean(steps[k]) for k in ("loss", "updated", "finite")}
-    # The first global step whose loss was not finite, or -1.
-    bad = jnp.where(steps["finite"] > 0, jnp.iinfo(jnp.int32).max, steps["step"])
-    metrics["first_bad_step"] = jnp.where(jnp.min(bad) == jnp.iinfo(jnp.int32).max, -1,
-                                          jnp.min(bad))
-    if state.best:
-      # Keras keeps the weights of the epoch with the lowest mean training loss; strict
-      # '<' keeps the earliest of equal epochs, as save_best_only does.
-      improved = metrics["loss"] < state.best["loss"]
-      candidate = {"loss": metrics["loss"], "params": state.params,
-                   "batch_stats": state.batch_stats}
-      state = state.replace(best=jax.tree.map(
-          lambda new, old: jnp.where(improved, new, old), candidate, state.best))
-    return state, metrics
-
-  if active_epochs is None:
-    return jax.lax.scan(epoch_body, state, None, length=num_epochs)
-
-  def slot(state, e):
-    return jax.lax.cond(e < active_epochs, lambda st: epoch_body(st, None), _skipped_epoch,
-                        state)
-
-  return jax.lax.scan(slot, state, jnp.arange(num_epochs, dtype=jnp.int32))
 
 
 def stack_data(datas: list[TrainData]) -> TrainData:
@@ -289,98 +65,6 @@ def _to_host(tree):
     from jax.experimental import multihost_utils
     return multihost_utils.process_allgather(tree, tiled=True)
   return jax.device_get(tree)
-
-
-# Compiled programs kept for reuse within the process: the training program (its first
-# call initialises, every call trains one chunk, with `fit_and_score` the last call also
-# scores) and the scoring program of `score`.
-#
-# What triggers a compile: a new (program key, program kind, static lengths, argument
-# shapes/dtypes, layout). The program key is the `program_key` given to fit/score (the
-# experiment runner passes its resolved method config, so cells, seed groups and repeated
-# runs with the same config and shapes share programs although every run builds a new
-# Method object), else the Method object itself (the same detector refitted). Seeds are
-# a runtime argument, the training program has one fixed chunk length (the last partial
-# chunk skips slots with lax.cond), the start epoch comes from `state.step`, and whether
-# a call initialises or scores is a runtime flag: none of them recompiles. A program not found here is looked up in JAX's persistent compilation
-# cache when one is configured (experiments/main.py turns it on), and before that, for
-# keys given by the runner, in ssadjax.program_cache (no tracing at all on a hit).
-_PROGRAMS: dict = {}
-_MAX_PROGRAMS = 128
-program_stats = {"hits": 0, "compiles": 0, "loads": 0}
-
-
-def _avals_key(*trees):
-  leaves, treedef = jax.tree.flatten(trees)
-  def one(a):
-    shape = a.shape if hasattr(a, "shape") else np.shape(a)
-    return tuple(shape), str(getattr(a, "dtype", type(a)))
-  return treedef, tuple(one(a) for a in leaves)
-
-
-class _Same:
-  """Hashes and compares by identity; holds the object so that its id stays unique."""
-
-  def __init__(self, obj):
-    self.obj = obj
-
-  def __hash__(self):
-    return id(self.obj)
-
-  def __eq__(self, other):
-    return isinstance(other, _Same) and other.obj is self.obj
-
-
-def _program_owner(method, program_key):
-  return _Same(method) if program_key is None else program_key
-
-
-def _layout_key(layout):
-  if layout is None:
-    return None
-  mesh = layout.mesh
-  return (mesh.axis_names, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
-
-
-# `compile_effort` of fit / fit_and_score / score: XLA options per program.
-COMPILE_OPTIONS = {"optimized": {}, "fast": {"xla_backend_optimization_level": 0}}
-
-
-def _compiled(key, lower: Callable[[], Any], effort: str = "optimized"):
-  """The compiled program for `key`, from `lower().compile()` on a miss; returns
-  (program, seconds spent compiling here)."""
-  options = COMPILE_OPTIONS[effort]
-  if options:
-    key = (*key, effort)
-  program = _PROGRAMS.get(key)
-  if program is not None:
-    program_stats["hits"] += 1
-    _PROGRAMS[key] = _PROGRAMS.pop(key)  # most recently used last
-    return program, 0.0
-  t = time.perf_counter()
-  # Keys that start with a config string (the experiment runner's) mean the same program
-  # in every process: they may also be kept on disk, skipping tracing (program_cache).
-  stable = isinstance(key[0][0], str)
-  program = program_cache.load(key) if stable else None
-  if program is None:
-    jax_cache_hits = program_cache.jax_cache_hits()
-    program = lower().compile(options or None)
-    program_stats["compiles"] += 1
-    # An executable that JAX loaded from its own persistent cache does not re-serialise
-    # whole on XLA:CPU (a later process fails with "Function ... not found"): only
-    # programs really compiled here are stored.
-    if stable and program_cache.jax_cache_hits() == jax_cache_hits:
-      program_cache.store(key, program)
-  else:
-    program_stats["loads"] += 1
-  while len(_PROGRAMS) >= _MAX_PROGRAMS:
-    _PROGRAMS.pop(next(iter(_PROGRAMS)))
-  _PROGRAMS[key] = program
-  return program, time.perf_counter() - t
-
-
-def clear_program_cache() -> None:
-  _PROGRAMS.clear()
 
 
 def _as_float32(tree):
@@ -429,7 +113,7 @@ def fit_and_score(method: Method, data: TrainData, seeds: list[int], x, *,
   with 'continue' the seed is recorded in `timing['diverged']` ({seed: step}) and the
   other seeds go on (vmapped seeds are independent).
 
-  Compiled programs are reused (see `_PROGRAMS`): pass a hashable `program_key` that
+  Compiled programs are reused (see `program_cache.compiled`): pass a hashable `program_key` that
   determines the method (e.g. its resolved config) to share them between Method objects
   built from the same config; without one they are shared by calls with this `method`.
 
@@ -461,17 +145,6 @@ def _placeholder(abstract_state, layout):
   initialises instead) but donated, so it costs one allocation of the state."""
   zeros = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), abstract_state)
   return layout.put_per_seed(zeros) if layout is not None else jax.device_put(zeros)
-
-
-def _recomputed_stats(method: Method, state: TrainState, d: TrainData) -> TrainState:
-  """One run's state whose scoring BatchNorm statistics are the exact statistics of its
-  unlabelled training rows (one full-batch pass)."""
-  x_unlabelled = jnp.asarray(d.x)[jnp.asarray(d.unlabelled_index)]
-  params, batch_stats = state.final_variables()
-  new = method.batch_statistics(params, batch_stats, state.extras, x_unlabelled)
-  if state.best:
-    return state.replace(best={**state.best, "batch_stats": new})
-  return state.replace(batch_stats=new)
 
 
 def _check_recompute(method: Method, state) -> bool:
@@ -525,7 +198,7 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
   if x is not None:
     x = x if isinstance(x, jax.Array) else _as_float32(np.asarray(x))
     x = place(x)
-  key = (_program_owner(method, program_key), _layout_key(layout))
+  key = (program_cache.program_owner(method, program_key), program_cache.layout_key(layout))
 
   def init_one(seed, d, hp):
     init_key, extras_key, _ = seed_keys(seed)
@@ -573,9 +246,9 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
 
     def scored(st):
       if recompute_stats:
-        st = _recomputed_stats(method, st, d)
+        st = recomputed_stats(method, st, d)
       return method.score(make_variables(*st.final_variables()), st.extras, x_run,
-                          **_data_kwargs(method, d))
+                          **data_kwargs(method, d))
 
     scores = jax.lax.cond(final, scored,
                           lambda st: jnp.zeros(x_run.shape[:1], jnp.float32), state)
@@ -597,9 +270,9 @@ def _train(method: Method, data: TrainData, seeds: list[int], x, *, chunk_epochs
 
   phase_arg = (lambda p: np.int32(p)) if method.stages else (lambda p: None)
   flags = (np.int32(length), np.bool_(True), np.bool_(False), phase_arg(0))
-  program, compile_seconds = _compiled(
+  program, compile_seconds = program_cache.compiled(
       (key, "train", length, recompute_stats,
-       _avals_key(seeds_array, data, hparams, x, lr_scales)),
+       program_cache.avals_key(seeds_array, data, hparams, x, lr_scales)),
       lambda: program_fn.lower(abstract(), seeds_array, data, hparams, x, lr_scales, *flags),
       compile_effort)
   abstract_state = program.out_info[0]  # the state's shapes, without tracing again
@@ -693,13 +366,13 @@ def score(method: Method, state: TrainState, x, *,
   """`[seeds, n]` anomaly scores of per-seed inputs `x` `[seeds, n, d]` (eval mode).
   The compiled program is reused as `fit`'s (same `program_key` semantics). `data`: the
   stacked per-seed TrainData given to `fit`, for a method that `needs_train_data`."""
-  _data_kwargs(method, data)  # a clear error before tracing when it is missing
+  data_kwargs(method, data)  # a clear error before tracing when it is missing
   if not method.needs_train_data:
     data = None
 
   def one(state, x, d):
     return method.score(make_variables(*state.final_variables()), state.extras, x,
-                        **_data_kwargs(method, d))
+                        **data_kwargs(method, d))
 
   x = _as_float32(np.asarray(x)) if not isinstance(x, jax.Array) else x
   if layout is not None:
@@ -707,9 +380,9 @@ def score(method: Method, state: TrainState, x, *,
     if data is not None:
       data = layout.put_per_seed(data)
   in_axes = (0, 0, None if data is None else 0)
-  program, _ = _compiled(
-      ((_program_owner(method, program_key), _layout_key(layout)), "score",
-       _avals_key(state, x, data)),
+  program, _ = program_cache.compiled(
+      ((program_cache.program_owner(method, program_key), program_cache.layout_key(layout)), "score",
+       program_cache.avals_key(state, x, data)),
       lambda: jax.jit(_vmap(one, layout, in_axes=in_axes)).lower(state, x, data))
   return np.asarray(_to_host(program(state, x, data)))
 
@@ -725,9 +398,15 @@ def recompute_batch_stats(method: Method, state: TrainState, data: TrainData, *,
     return state
 
   def one(state, d):
-    return _recomputed_stats(method, state, d)
+    return recomputed_stats(method, state, d)
 
   if layout is not None:
     data = layout.put_per_seed(data)
     return jax.jit(_vmap(one, layout), out_shardings=layout.per_seed)(state, data)
   return jax.jit(_vmap(one, layout))(state, data)
+
+
+__all__ = ["COMPILE_OPTIONS", "DivergenceError", "ProgressReporter", "TrainState",
+           "clear_program_cache", "create_train_state", "fit", "fit_and_score",
+           "initialise", "program_stats", "recompute_batch_stats", "run_epochs",
+           "run_stage_epochs", "score", "seed_keys", "stack_data", "train_step"]

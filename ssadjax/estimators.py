@@ -34,7 +34,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ssadjax import compilation_cache, engine, experiment, methods, parallel
+from ssadjax import compilation_cache, engine, grouping, hparams, methods, parallel
 from ssadjax.data.adbench import DatasetError, validate_x
 
 log = logging.getLogger(__name__)
@@ -284,9 +284,8 @@ class BaseDetector:
       return
     section_name, field, pool_name = _ROW_BOUND_BATCHES[self._method]
     if self._method == "deepsvdd":  # its batches may come from a deepsvdd_* preset
-      from ssadjax.methods import deepsad
       section_name = "deepsvdd"
-      values = deepsad.deepsvdd_hparams(config)
+      values = hparams.deepsvdd.resolve(config)
     else:
       values = dict(config[section_name])
     section = config[section_name]
@@ -371,7 +370,7 @@ class BaseDetector:
     n = x.shape[0]
     # Test rows are padded too, so that predictions on sets of similar sizes share a program.
     return engine.score(self.method_, self.state_,
-                        self._padded(x, experiment.bucket_size(n, 256))[None],
+                        self._padded(x, grouping.bucket_size(n, 256))[None],
                         layout=parallel.make_layout(data=1),
                         program_key=self._program_key(),
                         data=getattr(self, "train_data_", None))[0][:n]
@@ -384,13 +383,13 @@ class BaseDetector:
     reuses the compiled programs; None: this method and config train at the exact shape.
     Recomputed BatchNorm statistics read the unlabelled pool whole, so that pool keeps
     its size."""
-    if not experiment.can_pad(self.method_, self.config_, padded_pools=False):
+    if not grouping.can_pad(self.method_, self.config_, padded_pools=False):
       return None
     anomalies, unlabelled = int(np.sum(semi == 1)), int(np.sum(semi == 0))
     if self.config_.norm.eval_stats != "recomputed":
-      anomalies = experiment.bucket_size(anomalies, 8)
-      unlabelled = experiment.bucket_size(unlabelled, 256)
-    return (experiment.bucket_size(semi.size, 256), experiment.bucket_size(num_features, 8),
+      anomalies = grouping.bucket_size(anomalies, 8)
+      unlabelled = grouping.bucket_size(unlabelled, 256)
+    return (grouping.bucket_size(semi.size, 256), grouping.bucket_size(num_features, 8),
             anomalies, unlabelled)
 
   def _method_at_bucket(self, num_train: int, num_features: int):
@@ -417,7 +416,7 @@ class BaseDetector:
     if self.bucket_ is None:
       return None  # programs shared by refits of this detector object only
     # Run hyper-parameters (η, margins, ...) are data of the program, not part of it.
-    return experiment.program_key(self.config_, self.bucket_[1], self.bucket_[0],
+    return grouping.program_key(self.config_, self.bucket_[1], self.bucket_[0],
                                   run_data=tuple(self.method_.run_hparams))
 
   def _test_scores(self, X, where: str) -> np.ndarray:

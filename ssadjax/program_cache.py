@@ -1,4 +1,5 @@
-"""Compiled programs on disk, found by what ssadjax knows about them, not by their HLO.
+"""Compiled programs kept for reuse: in this process (`compiled`), and on disk, found by
+what ssadjax knows about them, not by their HLO.
 
 JAX's persistent compilation cache is keyed by the lowered program, so a warm start
 still traces and lowers every program (Flax modules, optax, nested scans) before it can
@@ -21,8 +22,11 @@ import logging
 import os
 import pathlib
 import pickle
+import time
+from typing import Any, Callable
 
 import jax
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +117,96 @@ def store(key, compiled) -> None:
     os.replace(tmp, path)
   except Exception as e:
     log.warning("could not store a compiled program: %s", e)
+
+
+# Compiled programs kept for reuse within the process: the training program (its first
+# call initialises, every call trains one chunk, with `fit_and_score` the last call also
+# scores) and the scoring program of `score`.
+#
+# What triggers a compile: a new (program key, program kind, static lengths, argument
+# shapes/dtypes, layout). The program key is the `program_key` given to fit/score (the
+# experiment runner passes its resolved method config, so cells, seed groups and repeated
+# runs with the same config and shapes share programs although every run builds a new
+# Method object), else the Method object itself (the same detector refitted). Seeds are
+# a runtime argument, the training program has one fixed chunk length (the last partial
+# chunk skips slots with lax.cond), the start epoch comes from `state.step`, and whether
+# a call initialises or scores is a runtime flag: none of them recompiles. A program not
+# found here is looked up, for keys given by the runner, on disk (above: no tracing at all
+# on a hit), then in JAX's persistent compilation cache when one is configured
+# (experiments/main.py turns it on).
+_PROGRAMS: dict = {}
+_MAX_PROGRAMS = 128
+program_stats = {"hits": 0, "compiles": 0, "loads": 0}
+
+
+def avals_key(*trees):
+  leaves, treedef = jax.tree.flatten(trees)
+  def one(a):
+    shape = a.shape if hasattr(a, "shape") else np.shape(a)
+    return tuple(shape), str(getattr(a, "dtype", type(a)))
+  return treedef, tuple(one(a) for a in leaves)
+
+
+class _Same:
+  """Hashes and compares by identity; holds the object so that its id stays unique."""
+
+  def __init__(self, obj):
+    self.obj = obj
+
+  def __hash__(self):
+    return id(self.obj)
+
+  def __eq__(self, other):
+    return isinstance(other, _Same) and other.obj is self.obj
+
+
+def program_owner(method, program_key):
+  return _Same(method) if program_key is None else program_key
+
+
+def layout_key(layout):
+  if layout is None:
+    return None
+  mesh = layout.mesh
+  return (mesh.axis_names, mesh.devices.shape, tuple(d.id for d in mesh.devices.flat))
+
+
+# `compile_effort` of engine.fit / fit_and_score / score: XLA options per program.
+COMPILE_OPTIONS = {"optimized": {}, "fast": {"xla_backend_optimization_level": 0}}
+
+
+def compiled(key, lower: Callable[[], Any], effort: str = "optimized"):
+  """The compiled program for `key`, from `lower().compile()` on a miss; returns
+  (program, seconds spent compiling here)."""
+  options = COMPILE_OPTIONS[effort]
+  if options:
+    key = (*key, effort)
+  program = _PROGRAMS.get(key)
+  if program is not None:
+    program_stats["hits"] += 1
+    _PROGRAMS[key] = _PROGRAMS.pop(key)  # most recently used last
+    return program, 0.0
+  t = time.perf_counter()
+  # Keys that start with a config string (the experiment runner's) mean the same program
+  # in every process: they may also be kept on disk, skipping tracing (program_cache).
+  stable = isinstance(key[0][0], str)
+  program = load(key) if stable else None
+  if program is None:
+    hits_before = jax_cache_hits()
+    program = lower().compile(options or None)
+    program_stats["compiles"] += 1
+    # An executable that JAX loaded from its own persistent cache does not re-serialise
+    # whole on XLA:CPU (a later process fails with "Function ... not found"): only
+    # programs really compiled here are stored.
+    if stable and jax_cache_hits() == hits_before:
+      store(key, program)
+  else:
+    program_stats["loads"] += 1
+  while len(_PROGRAMS) >= _MAX_PROGRAMS:
+    _PROGRAMS.pop(next(iter(_PROGRAMS)))
+  _PROGRAMS[key] = program
+  return program, time.perf_counter() - t
+
+
+def clear() -> None:
+  _PROGRAMS.clear()

@@ -20,6 +20,7 @@ import re
 import numpy as np
 
 from ssadjax import data as data_lib
+from ssadjax import hparams
 from ssadjax.data import protocol
 
 # Method names (the keys of methods.REGISTRY, which asserts they agree).
@@ -28,18 +29,9 @@ METHODS = ("bgad", "clad", "deepsad", "deepsvdd", "devnet", "feawad", "funad", "
 # Methods that cannot use labelled anomalies, hence have no AnoOnly variant.
 UNSUPERVISED = ("deepsvdd",)
 
-# Methods that may use labels but have no AnoOnly variant, with the reason. (Not in
-# UNSUPERVISED: that would hide their labels too.)
-NO_ANOONLY = {
-    "funad": ("funad is fully unsupervised and has no AnoOnly variant: AnoOnly keeps only "
-              "the loss terms of labelled anomalies and relies on BatchNorm statistics of "
-              "the unlabelled rows, while FUN-AD has no BatchNorm and (at la = 0) no "
-              "labelled anomaly; run it with anomaly_only=False"),
-    "clad": ("clad has no AnoOnly variant: AnoOnly keeps only the labelled-anomaly loss "
-             "terms, which would train CLAD's confidence classifier on anomalies alone and "
-             "invert its score; CLAD is unsupervised (labelled anomalies are excluded from "
-             "its training). Run it with anomaly_only=False"),
-}
+# Methods that may use labels but have no AnoOnly variant, with the reason (declared in
+# ssadjax/hparams/<method>.py).
+NO_ANOONLY = hparams.NO_ANOONLY
 
 # norm.placement choices of methods that do not honour all of them (ssadjax/norm.py):
 # FUN-AD has no norm at all; BGAD's only norm is AnoOnly's flow layer at the input.

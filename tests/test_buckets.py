@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssadjax import engine, experiment, methods, metrics
+from ssadjax import engine, experiment, grouping, methods, metrics
 from ssadjax.methods import base
 from tests.helpers import blobs, tiny_config
 
@@ -145,7 +145,7 @@ def test_grid_of_datasets_shares_programs_and_resumes_a_group(tmp_path, adbench_
   cells = [experiment._Cell(c, tmp_path / "plan" / experiment._cell_name(o), None)
            for o, c in experiment.runconfig.cells(config)]
   # thyroid (3772 rows -> 2640 train) and the others within one row class of 4x
-  groups = experiment.plan_programs(cells)
+  groups = grouping.plan_programs(cells)
   assert len(groups) < len(cells)
 
   reference = experiment.run_grid(config, tmp_path / "reference")

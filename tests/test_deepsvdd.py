@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssadjax import engine, methods
+from ssadjax import engine, hparams, methods
 from ssadjax.methods import deepsad
 from ssadjax.models import MLPAutoencoder, MLPDecoder, MLPEncoder
 from ssadjax.norm import NormPolicy
@@ -28,15 +28,15 @@ def _svdd(preset, **overrides):
 
 def test_preset_values_resolve_and_explicit_fields_win():
   cfg = tiny_config(method="deepsvdd", preset="deepsvdd_official")
-  hp = deepsad.deepsvdd_hparams(cfg)
+  hp = hparams.deepsvdd.resolve(cfg)
   assert (hp["num_epochs"], hp["batch_size"], hp["learning_rate"], hp["weight_decay"]) == (
       150, 200, 1e-4, 5e-7)
   assert hp["lr_milestones"] == (50,) and not hp["lr_milestone_at_zero"]
   assert hp["pretrain_epochs"] == 150 and hp["pretrain_transfer"]
   cfg.deepsvdd.num_epochs = 7
-  assert deepsad.deepsvdd_hparams(cfg)["num_epochs"] == 7
+  assert hparams.deepsvdd.resolve(cfg)["num_epochs"] == 7
   # Under the default preset Deep SVDD is Deep SAD's recipe without labels.
-  plain = deepsad.deepsvdd_hparams(tiny_config(method="deepsvdd"))
+  plain = hparams.deepsvdd.resolve(tiny_config(method="deepsvdd"))
   assert plain["num_epochs"] == 4 and plain["batch_size"] == 32 and plain["pretrain_epochs"] == 0
   with pytest.raises(ValueError, match="method=deepsvdd"):
     methods.build(tiny_config(preset="deepsvdd_official"), 6, 300)
@@ -62,7 +62,7 @@ def test_official_recipe_initialises_the_encoder_from_the_pretrained_autoencoder
   variables = {"params": state.params, "batch_stats": state.batch_stats}
   extras = state.extras
 
-  hp = deepsad.deepsvdd_hparams(cfg)
+  hp = hparams.deepsvdd.resolve(cfg)
   policy = NormPolicy.from_config(cfg.norm)
   encoder = MLPEncoder(hidden_dims=hp["hidden_dims"], rep_dim=hp["rep_dim"], norm=policy)
   fresh = encoder.init(init_key, data.x[:2], train=False)

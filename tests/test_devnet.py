@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from experiments.configs import adbench as adbench_config
-from ssadjax import engine, experiment, losses, methods, optim
+from ssadjax import engine, experiment, hparams, losses, methods, optim
 from ssadjax.methods import anoonly, base, devnet
 from ssadjax.norm import NormPolicy
 from ssadjax.models.devnet import DevNetScorer
@@ -136,7 +136,7 @@ def test_model_init_and_norm_placement():
 
 def test_l2_on_hidden_kernels_only_and_anoonly_scaling():
   cfg = tiny_config()
-  hp, policy = methods.REGISTRY["devnet"].hparams(cfg), NormPolicy.from_config(cfg.norm)
+  hp, policy = hparams.devnet.resolve(cfg), NormPolicy.from_config(cfg.norm)
   method = devnet.make_method(hp, policy, 7, 100)
   variables = DevNetScorer().init(jax.random.key(0), jnp.ones((2, 7)), train=False)
   params = variables["params"]
@@ -144,7 +144,7 @@ def test_l2_on_hidden_kernels_only_and_anoonly_scaling():
   np.testing.assert_allclose(method.regularizer(params), expected, rtol=1e-6)
   # The factory never learns that it runs under AnoOnly: the transformation applies
   # DevNet's declared changes to its hyper-parameters.
-  make_anoonly = anoonly.anomaly_only(devnet.make_method, devnet.anoonly_changes)
+  make_anoonly = anoonly.anomaly_only(devnet.make_method, hparams.devnet.anoonly_changes)
   method = make_anoonly(hp, policy, 7, 100)
   # anoonly.py averages over the 256 anomaly rows of 512: 2x the Keras whole-batch mean.
   np.testing.assert_allclose(method.regularizer(params), 2 * expected, rtol=1e-6)
@@ -154,14 +154,14 @@ def test_l2_on_hidden_kernels_only_and_anoonly_scaling():
 
 def test_anoonly_uses_the_declared_anomaly_term():
   cfg = tiny_config()
-  hp, policy = methods.REGISTRY["devnet"].hparams(cfg), NormPolicy.from_config(cfg.norm)
+  hp, policy = hparams.devnet.resolve(cfg), NormPolicy.from_config(cfg.norm)
   assert (hp["anomaly_term"], hp["anoonly_anomaly_term"]) == ("hinge", "linear")
-  assert devnet.anoonly_changes(hp)["anomaly_term"] == "linear"
+  assert hparams.devnet.anoonly_changes(hp)["anomaly_term"] == "linear"
   data = jax.tree.map(jnp.asarray, _pool_data(dim=7))
   # A batch of anomalies far above the margin: the hinge is 0, the linear term negative.
   batch = {"x": jnp.asarray(data.x[:4]), "semi_labels": jnp.ones(4, jnp.int32)}
   for make, positive in ((devnet.make_method, False),
-                         (anoonly.anomaly_only(devnet.make_method, devnet.anoonly_changes),
+                         (anoonly.anomaly_only(devnet.make_method, hparams.devnet.anoonly_changes),
                           True)):
     method = make(hp, policy, 7, 100)
     variables, extras = method.init(jax.random.key(0), jax.random.key(1), data)
@@ -175,15 +175,15 @@ def test_anoonly_uses_the_declared_anomaly_term():
 
 def test_presets_resolve_and_overrides_win():
   cfg = tiny_config()
-  hp = base.resolve_hparams(cfg.devnet, devnet.PRESETS, "adbench")
+  hp = hparams.resolve_section(cfg.devnet, hparams.devnet.PRESETS, "adbench")
   assert (hp["batch_size"], hp["learning_rate"], hp["clipnorm"]) == (512, 1e-3, 1.0)
   assert hp["anomaly_term"] == "hinge" and hp["use_reference_normalisation"]
-  hp = base.resolve_hparams(cfg.devnet, devnet.PRESETS, "anoonly_paper")
+  hp = hparams.resolve_section(cfg.devnet, hparams.devnet.PRESETS, "anoonly_paper")
   assert (hp["batch_size"], hp["learning_rate"], hp["clipnorm"]) == (64, 2e-4, 0.0)
   assert hp["anomaly_term"] == "abs" and hp["anoonly_anomaly_term"] == "linear"
   assert not hp["use_reference_normalisation"]
   cfg.devnet.batch_size = 128
-  assert base.resolve_hparams(cfg.devnet, devnet.PRESETS, "anoonly_paper")["batch_size"] == 128
+  assert hparams.resolve_section(cfg.devnet, hparams.devnet.PRESETS, "anoonly_paper")["batch_size"] == 128
 
 
 def test_reference_statistics_in_extras():

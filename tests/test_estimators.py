@@ -20,7 +20,7 @@ from sklearn.preprocessing import MinMaxScaler
 from experiments.configs import adbench
 from ssadjax import CLAD, DeepSAD, DeepSVDD, experiment, metrics
 from ssadjax.data import DatasetError, adbench_splits, load_npz, make_synthetic
-from ssadjax import engine, methods
+from ssadjax import engine, hparams, methods
 from ssadjax.estimators import DETECTORS, BaseDetector, default_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -345,9 +345,8 @@ def test_clad_save_load_round_trip_gives_identical_scores(clad_fitted, clad_task
 def test_deepsvdd_recipes_and_explicit_arguments():
   """DeepSVDD's arguments left at None take the preset's recipe; one set explicitly (an
   argument or an `hparams` entry) wins over every preset."""
-  from ssadjax.methods import deepsad
   def recipe(**kwargs):
-    return deepsad.deepsvdd_hparams(DeepSVDD(**kwargs).make_config())
+    return hparams.deepsvdd.resolve(DeepSVDD(**kwargs).make_config())
   assert (recipe()["num_epochs"], recipe()["batch_size"]) == (50, 128)  # Deep SAD's, no labels
   official = recipe(preset="deepsvdd_official")
   assert (official["num_epochs"], official["batch_size"], official["learning_rate"]) == (150, 200, 1e-4)

@@ -11,7 +11,7 @@ import pytest
 
 from experiments.configs import adbench as adbench_config
 from experiments.configs import default as default_config
-from ssadjax import experiment
+from ssadjax import experiment, workdir
 from tests.helpers import tiny_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -48,9 +48,9 @@ def test_single_run_writes_the_grid_files_too(tmp_path):
   """One output shape: a single run also writes results.csv and report.md."""
   result = experiment.train_and_evaluate(_synthetic_config(), tmp_path)
   rows = (tmp_path / "results.csv").read_text().splitlines()
-  assert rows[0].split(",") == list(experiment.RESULT_FIELDS)
+  assert rows[0].split(",") == list(workdir.RESULT_FIELDS)
   assert [r.split(",")[4] for r in rows[1:]] == ["1", "2"]  # one row per seed
-  assert (tmp_path / "report.md").read_text() == experiment.format_table([result])
+  assert (tmp_path / "report.md").read_text() == workdir.format_table([result])
   assert result["programs"]["compiled"] + result["programs"]["from_jax_cache"] + (
       result["programs"]["reused"]) == 1  # one program initialises, trains and scores
 

@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ssadjax import engine, experiment, methods
+from ssadjax import engine, experiment, methods, workdir
 from ssadjax.models.devnet import DevNetScorer
 from ssadjax.norm import Norm, NormPolicy, stats_mask
 from tests.helpers import blobs, tiny_config
@@ -473,8 +473,8 @@ def test_grid_with_a_preset_runs_and_writes_policy_columns(tmp_path):
 
 def _fake_results(path, column, values):
   rng = np.random.default_rng(0)
-  fields = list(experiment.RESULT_FIELDS) + ([column] if column not in
-                                             experiment.RESULT_FIELDS else [])
+  fields = list(workdir.RESULT_FIELDS) + ([column] if column not in
+                                             workdir.RESULT_FIELDS else [])
   with open(path, "w", newline="") as f:
     writer = csv.DictWriter(f, fieldnames=fields)
     writer.writeheader()

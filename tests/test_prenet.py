@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from experiments.configs import adbench as adbench_config
-from ssadjax import experiment, losses, methods, optim
+from ssadjax import experiment, hparams, losses, methods, optim
 from ssadjax.methods import base
 from ssadjax.methods import prenet as prenet_method
 from ssadjax.models.prenet import PReNet, PReNetFeatures
@@ -203,13 +203,13 @@ def test_baseline_has_no_norm_and_torch_init_bounds():
 
 
 def test_presets_and_overrides():
-  hp = base.resolve_hparams(_config().prenet, prenet_method.PRESETS, "anoonly_paper")
+  hp = hparams.resolve_section(_config().prenet, hparams.prenet.PRESETS, "anoonly_paper")
   assert hp["lr_schedule"] == "cosine" and hp["unlabelled_replace"] is False
   assert hp["weight_decay"] == 1e-2 and hp["orientation"] == "adbench"
-  hp = base.resolve_hparams(_config(unlabelled_replace=True).prenet, prenet_method.PRESETS,
+  hp = hparams.resolve_section(_config(unlabelled_replace=True).prenet, hparams.prenet.PRESETS,
                             "anoonly_paper")
   assert hp["unlabelled_replace"] is True
-  hp = base.resolve_hparams(_config().prenet, prenet_method.PRESETS, "official")
+  hp = hparams.resolve_section(_config().prenet, hparams.prenet.PRESETS, "official")
   assert hp["orientation"] == "official" and hp["l2_kernel"] == 0.01
   assert hp["select_best_epoch"] and hp["score_references"] == "shared"
 
@@ -224,7 +224,7 @@ def test_cosine_schedule_steps_per_epoch():
 
 
 def test_rmsprop_matches_pytorch_first_steps():
-  hp = base.resolve_hparams(_config().prenet, prenet_method.PRESETS, "adbench")
+  hp = hparams.resolve_section(_config().prenet, hparams.prenet.PRESETS, "adbench")
   opt = prenet_method.make_optimizer(hp, 20)
   theta = {"w": jnp.array([0.5, -2.0])}
   grads = [jnp.array([0.1, 0.3]), jnp.array([-0.2, 0.05])]

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from ssadjax import engine, experiment, methods, program_cache
+from ssadjax import engine, grouping, methods, program_cache
 from tests.helpers import blobs, tiny_config
 
 
@@ -42,7 +42,7 @@ def test_partial_last_chunk_reuses_the_chunk_program_and_matches_one_chunk():
 def test_refit_and_new_method_objects_with_one_key_do_not_recompile():
   x, _, semi = blobs()
   config = tiny_config()
-  key = experiment.program_key(config, x.shape[1], x.shape[0])
+  key = grouping.program_key(config, x.shape[1], x.shape[0])
   _, first, t1 = _fit(config, x, semi, seeds=(1, 2), key=key)
   before = engine.program_stats["compiles"]
   # other seeds, a freshly built Method: same programs
@@ -53,12 +53,12 @@ def test_refit_and_new_method_objects_with_one_key_do_not_recompile():
 
 def test_program_key_ignores_seed_and_files_but_not_hyperparameters():
   config = tiny_config()
-  key = experiment.program_key(config, 6, 300)
+  key = grouping.program_key(config, 6, 300)
   other = tiny_config(seed=7, num_seeds=5, data_dir="/elsewhere",
                       **{"train.chunk_epochs": 3})
-  assert experiment.program_key(other, 6, 300) == key
-  assert experiment.program_key(tiny_config(**{"deepsad.eta": 2.0}), 6, 300) != key
-  assert experiment.program_key(config, 7, 300) != key
+  assert grouping.program_key(other, 6, 300) == key
+  assert grouping.program_key(tiny_config(**{"deepsad.eta": 2.0}), 6, 300) != key
+  assert grouping.program_key(config, 7, 300) != key
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def without_jax_cache():
 def test_executable_cache_skips_compiling_and_gives_identical_models(tmp_path, without_jax_cache):
   x, labels, semi = blobs()
   config = tiny_config()
-  key = experiment.program_key(config, x.shape[1], x.shape[0])
+  key = grouping.program_key(config, x.shape[1], x.shape[0])
   program_cache.set_directory(str(tmp_path))
   try:
     engine.clear_program_cache()

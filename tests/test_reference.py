@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from experiments import reference
-from ssadjax import experiment, metrics
+from ssadjax import experiment, metrics, workdir
 
 FAKE_WORKER = """#!{python}
 import sys, numpy as np
@@ -61,7 +61,7 @@ def test_reference_rows_are_scored_on_our_splits(toy):
     reader = csv.DictReader(f)
     rows = list(reader)
     header = reader.fieldnames
-  assert header == list(experiment.RESULT_FIELDS) + ["implementation"]
+  assert header == list(workdir.RESULT_FIELDS) + ["implementation"]
   assert len(rows) == 4 and {r["implementation"] for r in rows} == {"reference"}
   splits = experiment.prepare_splits(
       reference.split_config("Classical/toy", 0.1, str(tmp_path / "data")), [1, 2])

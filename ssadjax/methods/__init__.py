@@ -10,8 +10,8 @@ import dataclasses
 from typing import Callable
 
 from ssadjax import data as data_lib
-from ssadjax import runconfig
-from ssadjax.methods import anoonly, base
+from ssadjax import hparams, runconfig
+from ssadjax.methods import anoonly
 from ssadjax.methods import bgad, clad, deepsad, devnet, feawad, funad, prenet
 from ssadjax.methods.base import Method, Sampler, TrainData, make_train_data
 from ssadjax.norm import NormPolicy
@@ -33,23 +33,22 @@ class Entry:
   anoonly_changes: Callable | None
 
 
-def _preset_section(name: str, module) -> Callable:
-  return lambda cfg: base.resolve_hparams(cfg[name], module.PRESETS, cfg.preset)
+def _entry(make: Callable, name: str) -> Entry:
+  module = hparams.MODULES[name]
+  return Entry(make, module.resolve, module.anoonly_changes)
 
 
+# Hyper-parameters, presets and AnoOnly declarations: ssadjax/hparams/<name>.py.
 REGISTRY = {
-    "deepsad": Entry(deepsad.make_method, deepsad.deepsad_hparams, deepsad.anoonly_changes),
+    "deepsad": _entry(deepsad.make_method, "deepsad"),
     # Deep SVDD is Deep SAD without labels (the engine also hides them from the data).
-    "deepsvdd": Entry(deepsad.make_deepsvdd, deepsad.deepsvdd_hparams, None),
-    "devnet": Entry(devnet.make_method, _preset_section("devnet", devnet),
-                    devnet.anoonly_changes),
-    "feawad": Entry(feawad.make_method, _preset_section("feawad", feawad),
-                    feawad.anoonly_changes),
-    "prenet": Entry(prenet.make_method, _preset_section("prenet", prenet),
-                    prenet.anoonly_changes),
-    "funad": Entry(funad.make_method, lambda cfg: dict(cfg.funad), funad.anoonly_changes),
-    "bgad": Entry(bgad.make_method, _preset_section("bgad", bgad), bgad.anoonly_changes),
-    "clad": Entry(clad.make_method, lambda cfg: dict(cfg.clad), clad.anoonly_changes),
+    "deepsvdd": _entry(deepsad.make_deepsvdd, "deepsvdd"),
+    "devnet": _entry(devnet.make_method, "devnet"),
+    "feawad": _entry(feawad.make_method, "feawad"),
+    "prenet": _entry(prenet.make_method, "prenet"),
+    "funad": _entry(funad.make_method, "funad"),
+    "bgad": _entry(bgad.make_method, "bgad"),
+    "clad": _entry(clad.make_method, "clad"),
 }
 FACTORIES = {name: entry.make for name, entry in REGISTRY.items()}
 
@@ -65,12 +64,6 @@ assert ({name for name, entry in REGISTRY.items() if entry.anoonly_changes is No
         == set(UNSUPERVISED) | set(NO_ANOONLY)), "update runconfig.NO_ANOONLY"
 
 
-def hparams(cfg) -> dict:
-  """The hyper-parameters of the method named by `cfg.method`, as its factory gets them
-  (before any AnoOnly change)."""
-  return REGISTRY[cfg.method].hparams(cfg)
-
-
 def build(cfg, input_dim: int, num_train: int) -> Method:
   """The method named by `cfg.method`, transformed by AnoOnly if `cfg.anomaly_only`."""
   runconfig.check_method(cfg)
@@ -84,4 +77,4 @@ def build(cfg, input_dim: int, num_train: int) -> Method:
 
 
 __all__ = ["FACTORIES", "REGISTRY", "Entry", "Method", "Sampler", "TrainData", "build",
-           "hparams", "make_train_data"]
+           "make_train_data"]

@@ -31,10 +31,11 @@ AnoOnly (`insert_norm=True`): an affine-free BatchNorm flow layer is put in fron
 blocks (its log-determinant is part of the likelihood), the loss is reduced over the
 labelled anomalies only, i.e. the anomaly push term lambda * L_a against the boundary
 estimated from the unlabelled rows of the same batch, and the ML warm-up (a loss on
-unlabelled rows) is skipped unless `bgad.anoonly_ml_warmup` (`anoonly_changes`). See
+unlabelled rows) is skipped unless `bgad.anoonly_ml_warmup` (declared in
+ssadjax/hparams/bgad.py). See
 docs/notes.md §13 for why this variant should be weak and what it measured.
 
-Presets (`cfg.preset`, `PRESETS`; any field set in `cfg.bgad` wins): `adbench` and
+Presets (`cfg.preset`, ssadjax/hparams/bgad.py; any field set in `cfg.bgad` wins): `adbench` and
 `anoonly_paper` run 1 sub-epoch per meta-epoch without focal weighting (the defaults the
 docs/notes.md §13 table was measured with); `bgad_reference` is the authors' MVTec script
 (`scripts.sh` + `config.py` of xcyao00/BGAD): 8 sub-epochs per meta-epoch and
@@ -53,20 +54,6 @@ from ssadjax import losses
 from ssadjax.methods import base
 from ssadjax.models.bgad import Flow, random_rotations
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
-
-# Schedule and weighting where our defaults and the authors' script differ.
-PRESETS = {
-    "adbench": {"sub_epochs": 1, "focal_weighting": False},
-    "anoonly_paper": {"sub_epochs": 1, "focal_weighting": False},
-    "bgad_reference": {"sub_epochs": 8, "focal_weighting": True},
-}
-
-
-def anoonly_changes(hp: dict) -> dict:
-  """What AnoOnly changes in BGAD's hyper-parameters: the ML warm-up, a loss on the
-  unlabelled rows only, is skipped unless `anoonly_ml_warmup`."""
-  return {"ml_warmup": bool(hp["ml_warmup"] and hp["anoonly_ml_warmup"])}
-
 
 def learning_rate_schedule(learning_rate: float, *, steps_per_meta_epoch: int,
                            meta_epochs: int, decay_rate: float = 0.1,
@@ -120,8 +107,7 @@ def mixed_sampler(batch_size: int, anomalies_per_batch: int) -> base.Sampler:
 
 def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
                 image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
-  """BGAD from its hyper-parameters (`cfg.bgad` resolved against `PRESETS[cfg.preset]`),
-  for `[n, input_dim]` features; `insert_norm` is AnoOnly's BatchNorm flow layer."""
+  """BGAD from its hyper-parameters (`ssadjax.hparams.bgad.resolve`), for `[n, input_dim]` features; `insert_norm` is AnoOnly's BatchNorm flow layer."""
   del image_shape
   hp = types.SimpleNamespace(**hp)
   model = Flow(dim=input_dim, num_blocks=hp.num_blocks, clamp_alpha=hp.clamp_alpha,

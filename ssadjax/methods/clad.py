@@ -287,14 +287,9 @@ def resolve_image_shape(hp, dataset_shape: tuple, input_dim: int) -> tuple[int, 
   return tuple(int(s) for s in shape)
 
 
-# No AnoOnly variant: it would train the confidence classifier on anomalies alone
-# (runconfig.NO_ANOONLY says so to the user).
-anoonly_changes = None
-
-
 def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
                 image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
-  """CLAD from its hyper-parameters (`cfg.clad`; ssadjax/config.py lists every field) for
+  """CLAD from its hyper-parameters (`cfg.clad`; ssadjax/hparams/clad.py lists every field) for
   images of `clad.image_shape` or else of the dataset's `image_shape`."""
   del insert_norm  # no AnoOnly variant
   image_shape = resolve_image_shape(hp, image_shape, input_dim)

@@ -11,7 +11,7 @@ Reference-behaviour switches (see BUILD_NOTES.md):
   discards it, as ADBench / Deep-SAD-PyTorch do through their state-dict key mismatch;
   `pretrain_transfer=True` really initialises the encoder (and c) from it.
 
-Deep SVDD recipes (`cfg.preset`, values in `DEEPSVDD_PRESETS`, every field overridable
+Deep SVDD recipes (`cfg.preset`, values in ssadjax/hparams/deepsvdd.py, every field overridable
 through `cfg.deepsvdd`); under any other preset Deep SVDD is Deep SAD's recipe without
 labels (`cfg.deepsad`), as in the Deep SAD paper's Deep SVDD baseline:
 * `deepsvdd_official`: Ruff et al.'s Deep-SVDD-PyTorch (README's MNIST command): Adam
@@ -57,36 +57,6 @@ def milestone_schedule(learning_rate: float, milestones, steps_per_epoch: int):
     return learning_rate
   return optax.piecewise_constant_schedule(
       learning_rate, {int(m) * steps_per_epoch: 0.1 for m in sorted(milestones)})
-
-
-# Deep SVDD's own recipes (module docstring). Keys missing here keep Deep SAD's value.
-DEEPSVDD_PRESETS = {
-    "deepsvdd_official": dict(
-        architecture="mlp", batch_size=200, num_epochs=150, learning_rate=1e-4,
-        lr_milestone_at_zero=False, lr_milestones=(50,), weight_decay=5e-7,
-        pretrain_epochs=150, pretrain_transfer=True, pretrain_learning_rate=1e-4,
-        pretrain_lr_milestones=(50,), pretrain_batch_size=200, pretrain_weight_decay=5e-4,
-        adam_eps=1e-8, activity_l2=0.0, standardize=False, center_from_other_init=False),
-    "deepsvdd_adbench": dict(
-        architecture="pyod", hidden_dims=(64,), rep_dim=32, batch_size=32,
-        num_epochs=100, learning_rate=1e-3, lr_milestone_at_zero=False, lr_milestones=(),
-        weight_decay=0.0, pretrain_epochs=0, adam_eps=1e-7, activity_l2=0.1,
-        standardize=True, center_from_other_init=True),
-}
-# Deep SVDD-only fields and their values when Deep SVDD follows Deep SAD's recipe.
-_SVDD_DEFAULTS = dict(architecture="mlp", adam_eps=1e-8, activity_l2=0.0,
-                      standardize=False, center_from_other_init=False)
-
-
-def deepsvdd_hparams(cfg) -> dict:
-  """Deep SVDD's hyper-parameters: Deep SAD's section, then the `deepsvdd_*` preset's
-  values, then every field of `cfg.deepsvdd` that is set (not None)."""
-  values = {**dict(cfg.deepsad), **_SVDD_DEFAULTS}
-  values.update(DEEPSVDD_PRESETS.get(cfg.get("preset", ""), {}))
-  for key, value in (cfg.get("deepsvdd") or {}).items():
-    if value is not None:
-      values[key] = value
-  return values
 
 
 class PyODEncoder(nn.Module):
@@ -150,27 +120,11 @@ def pretrain_autoencoder(ae, ae_variables, data, key, *, epochs, batch_size, opt
   return base.make_variables(params, batch_stats)
 
 
-def deepsad_hparams(cfg) -> dict:
-  """Deep SAD's hyper-parameters: `cfg.deepsad` (with Deep SVDD's own fields at the
-  values that follow Deep SAD's recipe)."""
-  if cfg.get("preset", "") in DEEPSVDD_PRESETS:
-    raise ValueError(f"preset={cfg.preset!r} is a Deep SVDD recipe; use method=deepsvdd "
-                     "or preset=adbench for deepsad")
-  return {**dict(cfg.deepsad), **_SVDD_DEFAULTS}
-
-
-def anoonly_changes(hp: dict) -> dict:
-  """AnoOnly changes nothing in Deep SAD's hyper-parameters: its MLP already has the
-  BatchNorm AnoOnly needs, and η weighs the labelled terms AnoOnly keeps."""
-  del hp
-  return {}
-
-
 def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
                 image_shape: tuple = (), use_labels: bool = True,
                 insert_norm: bool = False) -> base.Method:
-  """Deep SAD from `deepsad_hparams`, or Deep SVDD (`use_labels=False`) from
-  `deepsvdd_hparams`; `image_shape` (of an image dataset) lets `encoder='auto'` pick a
+  """Deep SAD from its hyper-parameters (`ssadjax.hparams.deepsad.resolve`), or Deep SVDD
+  (`use_labels=False`, `ssadjax.hparams.deepsvdd.resolve`); `image_shape` (of an image dataset) lets `encoder='auto'` pick a
   LeNet.
 
   `insert_norm` is AnoOnly's request for a BatchNorm in the feature path; Deep SAD's

@@ -9,8 +9,8 @@ root) with per-tensor `clipnorm`, and the weights of the epoch with the lowest m
 training loss (Keras ModelCheckpoint(monitor='loss', save_best_only=True)).
 Score: phi(x) (same ranking as the deviation).
 
-Presets (`cfg.preset`, every field overridable through `cfg.devnet`; `anoonly_changes`
-declares what AnoOnly changes):
+Presets (`cfg.preset`, every field overridable through `cfg.devnet`; values, defaults
+and the AnoOnly changes in ssadjax/hparams/devnet.py):
 * 'adbench': ADBench's DevNet: batch 512, lr 1e-3, clipnorm 1, standardised deviation,
   hinge max(0, a - dev) for anomalies; under AnoOnly the reference's linear a - dev
   (the hinge lets AnoOnly collapse: 43.5 AUROC on 30_satellite against 87.6, see
@@ -25,7 +25,8 @@ the reference averages y * t(dev) over the whole balanced batch, i.e. half of ou
 `anoonly_l2_batch_mean` (default) the L2 weight is divided by the anomaly fraction of a
 batch (0.5) under AnoOnly, so that our loss + L2 is exactly 2x the reference's: RMSprop
 takes the same steps (up to eps) and the same epoch is selected. Both changes are
-declared in `anoonly_changes`, which the AnoOnly transformation applies.
+declared in `ssadjax.hparams.devnet.anoonly_changes`, which the AnoOnly transformation
+applies.
 """
 
 import jax
@@ -36,37 +37,6 @@ from ssadjax import losses, optim
 from ssadjax.methods import base
 from ssadjax.models.devnet import DevNetScorer
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
-
-PRESETS = {
-    "adbench": {
-        "batch_size": 512,
-        "learning_rate": 1e-3,
-        "clipnorm": 1.0,
-        "use_reference_normalisation": True,
-        "anomaly_term": "hinge",
-        "anoonly_anomaly_term": "linear",
-    },
-    "anoonly_paper": {
-        "batch_size": 64,
-        "learning_rate": 2e-4,
-        "clipnorm": 0.0,
-        "use_reference_normalisation": False,
-        "anomaly_term": "abs",
-        "anoonly_anomaly_term": "linear",
-    },
-}
-
-
-def anoonly_changes(hp: dict) -> dict:
-  """What AnoOnly changes in DevNet's hyper-parameters: the anomaly term becomes
-  `anoonly_anomaly_term`, and with `anoonly_l2_batch_mean` the L2 weight is divided by a
-  batch's anomaly fraction (the module docstring says why)."""
-  changes = {"anomaly_term": hp["anoonly_anomaly_term"]}
-  if hp["anoonly_l2_batch_mean"]:
-    batch_size = hp["batch_size"]
-    changes["l2"] = hp["l2"] * batch_size / max(batch_size // 2, 1)
-  return changes
-
 
 def keras_rmsprop(learning_rate: float, *, rho: float, eps: float,
                   clipnorm: float) -> optax.GradientTransformation:
@@ -117,8 +87,8 @@ def hidden_kernel_l2(params, weight: float) -> jax.Array:
 
 def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
                 image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
-  """DevNet from its hyper-parameters (`cfg.devnet` resolved against
-  `PRESETS[cfg.preset]`); `insert_norm` is AnoOnly's BatchNorm."""
+  """DevNet from its hyper-parameters (`ssadjax.hparams.devnet.resolve`); `insert_norm`
+  is AnoOnly's BatchNorm."""
   del input_dim, num_train, image_shape
   model = DevNetScorer(hidden_dims=tuple(hp["hidden_dims"]), insert_norm=insert_norm,
                        norm=policy, norm_epsilon=hp["norm_epsilon"],

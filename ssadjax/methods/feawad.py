@@ -42,12 +42,6 @@ from ssadjax.methods.devnet import balanced_sampler, draw_balanced
 from ssadjax.models.feawad import FEAWADAutoencoder, FEAWADNet
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
-PRESETS = {
-    "adbench": {"norm_before_head": False},
-    "anoonly_paper": {"norm_before_head": True},
-}
-
-
 def autoencoder_rows(key, data, batch_size):
   """`batch_size` unlabelled row indices, uniform with replacement: an AE batch."""
   return base.draw_from_pool(key, data.unlabelled_index, base.unlabelled_count(data),
@@ -171,17 +165,10 @@ def pad_feature_layers(variables, real_features):
   return variables
 
 
-def anoonly_changes(hp: dict) -> dict:
-  """AnoOnly changes nothing in FEAWAD's hyper-parameters beyond its BatchNorm before
-  the score head (`insert_norm`)."""
-  del hp
-  return {}
-
-
 def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
                 image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
-  """FEAWAD from its hyper-parameters (`cfg.feawad` resolved against
-  `PRESETS[cfg.preset]`); `insert_norm` is AnoOnly's BatchNorm before the head."""
+  """FEAWAD from its hyper-parameters (`ssadjax.hparams.feawad.resolve`); `insert_norm`
+  is AnoOnly's BatchNorm before the head."""
   del num_train, image_shape
   net = FEAWADNet(input_dim=input_dim,
                   norm_before_head=bool(hp["norm_before_head"] or insert_norm),

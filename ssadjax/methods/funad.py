@@ -39,8 +39,7 @@ Labels: with `la = 0` (the protocol then labels nothing, ceil(0) = 0) training i
 unsupervised. With labelled anomalies and `use_labels=True` they are known positives:
 pseudo-label 1 and never in the memory bank. AnoOnly has no meaningful FUN-AD variant
 (no BatchNorm to carry the unlabelled rows, and with la = 0 there is nothing to keep):
-`anoonly_changes = None` declares it, and `methods.build` refuses anomaly_only=True with
-the reason (runconfig.NO_ANOONLY).
+ssadjax/hparams/funad.py declares it, with the reason the command line gives.
 
 Not reproduced: test-set model selection (the reference keeps the best-test-AUROC epoch;
 we score the last epoch), Perlin synthetic anomalies (image-only), the symmetric-KL
@@ -181,13 +180,10 @@ def subsample_contamination(split, ratio: float, rng: np.random.Generator):
 
 # ------------------------------------------------------------------ the method
 
-# No AnoOnly variant (module docstring; runconfig.NO_ANOONLY says why to the user).
-anoonly_changes = None
-
-
 def make_method(hp: dict, policy: NormPolicy | None, input_dim: int, num_train: int, *,
                 image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
-  """FUN-AD from its hyper-parameters (`cfg.funad`; see the module docstring). It has no
+  """FUN-AD from its hyper-parameters (`cfg.funad`, ssadjax/hparams/funad.py; see the
+  module docstring). It has no
   norm, hence no use for the norm policy, and no AnoOnly variant."""
   del policy, image_shape, insert_norm
   hp = types.SimpleNamespace(**hp)
@@ -312,6 +308,6 @@ def make_method(hp: dict, policy: NormPolicy | None, input_dim: int, num_train: 
   )
 
 
-__all__ = ["make_method", "knn", "mutual_nearest_neighbours", "select_bank",
+__all__ = ["make_method", "select_bank",
            "bank_distances", "pseudo_labels", "gaussian_perturbation",
            "subsample_contamination"]

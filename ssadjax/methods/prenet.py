@@ -16,12 +16,13 @@ A pairwise relation network phi(x_i, x_j) regresses ordinal targets: (a, a) -> 8
   (a, a) pair, unlabelled rows without replacement within each draw, best-training-loss
   epoch, one shared set of references for all test points.
 
-Every preset-dependent field is a placeholder in `cfg.prenet` and wins when set.
+Every preset-dependent field is a placeholder in `cfg.prenet` and wins when set (values,
+defaults and the AnoOnly changes in ssadjax/hparams/prenet.py).
 
-Scoring with reference pairs: the references need the training pools, which the
-`score(variables, extras, x)` interface does not receive, so `init` stores the labelled
-anomalies and the unlabelled rows in `extras` (with the raw key data of the scoring key:
-typed keys cannot be checkpointed). Because the head is linear, the x-dependent part of
+Scoring with reference pairs: the references are drawn from the training pools, which
+the engine passes to `score` (`Method.needs_train_data`; they are never stored in the
+state), with a scoring key kept as raw key data in `extras` (typed keys cannot be
+checkpointed). Because the head is linear, the x-dependent part of
 the score is (w_left + w_right) . psi(x) in every formula; the references only add a
 per-test-point offset (pure noise for the ranking when drawn per point, a constant when
 shared). See docs/notes.md §8.
@@ -42,41 +43,6 @@ ORIENTATIONS = ("adbench", "official")
 SCORE_REFERENCES = ("per_point", "shared")
 LR_SCHEDULES = ("constant", "cosine")
 CLIPNORM_MODES = ("global", "per_tensor")
-
-_ADBENCH = {
-    "orientation": "adbench",
-    "init_scheme": "torch",
-    "unlabelled_replace": True,
-    "distinct_anomaly_pairs": False,
-    "weight_decay": 1e-2,
-    "l2_kernel": 0.0,
-    "rms_decay": 0.99,
-    "rms_eps": 1e-8,
-    "clipnorm": 0.0,
-    "lr_schedule": "constant",
-    "select_best_epoch": False,
-    "score_references": "per_point",
-}
-
-PRESETS = {
-    "adbench": dict(_ADBENCH),
-    "anoonly_paper": {**_ADBENCH, "lr_schedule": "cosine", "unlabelled_replace": False},
-    "official": {
-        "orientation": "official",
-        "init_scheme": "keras",
-        "unlabelled_replace": False,
-        "distinct_anomaly_pairs": True,
-        "weight_decay": 0.0,
-        "l2_kernel": 0.01,
-        "rms_decay": 0.9,
-        "rms_eps": 1e-7,
-        "clipnorm": 1.0,
-        "lr_schedule": "constant",
-        "select_best_epoch": True,
-        "score_references": "shared",
-    },
-}
-
 
 def _check_choice(name, value, allowed):
   if value not in allowed:
@@ -269,17 +235,9 @@ def reference_pair_scores(model: PReNet, variables, x, x_anomaly, x_unlabelled, 
 # ------------------------------------------------------------------------------ method
 
 
-def anoonly_changes(hp: dict) -> dict:
-  """AnoOnly changes nothing in PReNet's hyper-parameters beyond its BatchNorm after psi
-  (`insert_norm`)."""
-  del hp
-  return {}
-
-
 def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
                 image_shape: tuple = (), insert_norm: bool = False) -> base.Method:
-  """Builds PReNet from its hyper-parameters (`cfg.prenet` resolved against
-  `PRESETS[cfg.preset]`).
+  """Builds PReNet from its hyper-parameters (`ssadjax.hparams.prenet.resolve`).
 
   `insert_norm=True` (AnoOnly) puts BatchNorm1d(20) after psi's ReLU, as the AnoOnly
   copy does; its statistics come from each side of the pair batch separately unless
