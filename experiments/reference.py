@@ -177,7 +177,7 @@ def read_rows(path: pathlib.Path) -> list[dict]:
 
 
 def fieldnames() -> list[str]:
-  from ssadjax.experiment import RESULT_FIELDS
+  from ssadjax.workdir import RESULT_FIELDS
   return list(RESULT_FIELDS) + ["implementation"]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ssadjax import engine, experiment, grouping, methods, metrics
-from ssadjax.methods import base
+from ssadjax.methods import base, samplers
 from tests.helpers import blobs, tiny_config
 
 # Every method that pads (Method.pad_rows and pad_features), at a few steps.
@@ -30,16 +30,16 @@ PADDING_METHODS = {
 
 def test_masked_permutation_is_permutation_when_nothing_is_padded():
   key = jax.random.key(3)
-  np.testing.assert_array_equal(base.masked_permutation(key, 50, 50),
+  np.testing.assert_array_equal(samplers.masked_permutation(key, 50, 50),
                                 jax.random.permutation(key, 50))
   # a traced count equal to the size follows the same sorts
   np.testing.assert_array_equal(
-      jax.jit(lambda k, c: base.masked_permutation(k, 50, c))(key, jnp.int32(50)),
+      jax.jit(lambda k, c: samplers.masked_permutation(k, 50, c))(key, jnp.int32(50)),
       jax.random.permutation(key, 50))
 
 
 def test_masked_permutation_keeps_padded_positions_last():
-  perm = np.asarray(jax.jit(lambda k, c: base.masked_permutation(k, 64, c))(
+  perm = np.asarray(jax.jit(lambda k, c: samplers.masked_permutation(k, 64, c))(
       jax.random.key(0), jnp.int32(37)))
   assert sorted(perm[:37]) == list(range(37))
   np.testing.assert_array_equal(perm[37:], np.arange(37, 64))
@@ -50,7 +50,7 @@ def test_masked_permutation_orders_real_rows_as_the_unpadded_permutation():
   """Padding a pool to a bucket does not change which order its real rows are drawn in,
   also where the bucket needs more sort rounds than the real count (2 rounds above 1625)."""
   key = jax.random.key(5)
-  shuffle = jax.jit(lambda k, c: base.masked_permutation(k, 4096, c))
+  shuffle = jax.jit(lambda k, c: samplers.masked_permutation(k, 4096, c))
   for count in (37, 1625, 1626, 3000):
     perm = np.asarray(shuffle(key, jnp.int32(count)))
     np.testing.assert_array_equal(perm[:count], jax.random.permutation(key, count))
@@ -76,9 +76,9 @@ def _fit_and_score(name, data, x_test, seeds=(1, 2)):
   n, d = data.x.shape
   method = methods.build(config, d, n)
   assert method.pad_rows and method.pad_features, name
-  state, _ = engine.fit(method, engine.stack_data([data] * len(seeds)), list(seeds),
-                        chunk_epochs=2)
-  scores = engine.score(method, state, np.stack([x_test] * len(seeds)))
+  stacked = engine.stack_data([data] * len(seeds))
+  state, _ = engine.fit(method, stacked, list(seeds), chunk_epochs=2)
+  scores = engine.score(method, state, np.stack([x_test] * len(seeds)), data=stacked)
   return state, scores
 
 
@@ -263,12 +263,15 @@ def test_learning_rate_sweep_is_one_program_equal_to_separate_cells(tmp_path, na
 @pytest.mark.parametrize("name,field,values", [("deepsad", "eta", (1.0, 4.0)),
                                                ("deepsad", "weight_decay", (0.0, 0.05)),
                                                ("devnet", "margin", (5.0, 1.0)),
-                                               ("bgad", "pos_beta", (0.01, 0.5))])
+                                               ("bgad", "pos_beta", (0.01, 0.5)),
+                                               ("prenet", "target_uu", (0.0, 2.0)),
+                                               ("prenet", "weight_decay", (0.01, 0.2))])
 def test_run_hparam_sweep_is_one_program_equal_to_separate_cells(tmp_path, name, field, values):
   """Method.run_hparams are data of the program (extras / the injected optimizer state):
   a sweep trains as one program, every cell bit-identical to running alone."""
   steps = {"deepsad": {"deepsad.num_epochs": 4},
            "devnet": {"devnet.num_epochs": 2, "devnet.steps_per_epoch": 5},
+           "prenet": {"prenet.num_epochs": 2, "prenet.steps_per_epoch": 5},
            "bgad": {"bgad.num_blocks": 2, "bgad.batch_size": 32,  # a fast rate: a visible effect
                     "bgad.anomalies_per_batch": 4, "bgad.meta_epochs": 3,
                     "bgad.learning_rate": 1e-2}}[name]

@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from experiments.configs import adbench as adbench_config
 from ssadjax import engine, experiment, hparams, losses, methods, optim
-from ssadjax.methods import anoonly, base, devnet
+from ssadjax.methods import anoonly, devnet, samplers
 from ssadjax.norm import NormPolicy
 from ssadjax.models.devnet import DevNetScorer
 from tests.helpers import blobs, tiny_config
@@ -64,7 +64,7 @@ def _pool_data(n_unlabelled=50, n_anomalies=7, dim=3):
 @pytest.mark.parametrize("batch_size", [64, 9])
 def test_balanced_sampler_composition(batch_size):
   data = _pool_data()
-  sampler = devnet.balanced_sampler(batch_size)
+  sampler = samplers.balanced_sampler(batch_size)
   draw = jax.jit(lambda k: sampler.batch(sampler.begin_epoch(k, data), 0, k, data))
   seen_anomalies = set()
   for seed in range(30):
@@ -85,7 +85,7 @@ def test_balanced_sampler_composition(batch_size):
 
 def test_balanced_sampler_draws_fresh_batches():
   data = _pool_data()
-  sampler = devnet.balanced_sampler(32)
+  sampler = samplers.balanced_sampler(32)
   a = sampler.batch((), 0, jax.random.key(0), data)["rows"]
   b = sampler.batch((), 1, jax.random.key(1), data)["rows"]
   assert not np.array_equal(a, b)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ssadjax import engine, methods, metrics
-from ssadjax.methods import base
+from ssadjax.methods import samplers
 from tests.helpers import blobs, tiny_config
 
 
@@ -99,7 +99,7 @@ def test_anoonly_ensure_anomaly_sampler_puts_one_in_every_batch():
   counts = [int(jnp.sum(method.sampler.batch(perm, i, jax.random.key(i), data)["semi_labels"]))
             for i in range(method.steps_per_epoch)]
   assert min(counts) == 1
-  plain = base.shuffled_sampler(32)
+  plain = samplers.shuffled_sampler(32)
   plain_counts = [int(jnp.sum(plain.batch(perm, i, None, data)["semi_labels"]))
                   for i in range(method.steps_per_epoch)]
   assert min(plain_counts) == 0  # the guarantee is the transformation's doing

@@ -380,9 +380,9 @@ def test_policies_compose_with_every_method_and_anoonly(method_name, policy, ano
   method, data, state = _fit(config, x, semi)
   if config.norm.eval_stats == "recomputed":
     state = engine.recompute_batch_stats(method, state, data)
-  scores = engine.score(method, state, x[None])
+  scores = engine.score(method, state, x[None], data=data)
   assert scores.shape == (1, x.shape[0]) and np.all(np.isfinite(scores))
-  has_bn = any(getattr(path[-1], "key", None) == "mean"  # FUN-AD keeps its bank there
+  has_bn = any(getattr(path[-1], "key", None) == "mean"
                for path, _ in jax.tree_util.tree_leaves_with_path(state.batch_stats))
   if policy != "composite":
     assert not has_bn  # controls: no cross-row statistics anywhere

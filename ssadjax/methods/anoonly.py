@@ -30,7 +30,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ssadjax.methods import base
+from ssadjax.methods import base, samplers
 
 EMPTY_BATCH_CHOICES = ("zero_grad", "skip", "ensure_anomaly")
 
@@ -57,7 +57,7 @@ def _ensure_anomaly(sampler: base.Sampler) -> base.Sampler:
     key, swap_key = jax.random.split(key)
     out = sampler.batch(epoch_state, i, key, data)
     has_anomaly = jnp.any(out["semi_labels"] == 1)
-    row = base.draw_from_pool(swap_key, data.anomaly_index, base.anomaly_count(data), ())
+    row = samplers.draw_from_pool(swap_key, data.anomaly_index, base.anomaly_count(data), ())
     last = out["x"].shape[0] - 1
     x = jnp.where(has_anomaly, out["x"], out["x"].at[last].set(data.x[row]))
     semi = jnp.where(has_anomaly, out["semi_labels"], out["semi_labels"].at[last].set(1))

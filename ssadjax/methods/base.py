@@ -5,7 +5,6 @@ A method connects a model to a loss. The engine never looks inside: it calls
 differentiates `per_example_loss` reduced by `reduce_loss`, and ranks with `score`.
 """
 
-import bisect
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
@@ -74,50 +73,12 @@ def feature_mask(data: TrainData) -> jax.Array:
   return jnp.arange(data.x.shape[-1]) < features(data)
 
 
-def draw_from_pool(key, pool, count, shape) -> jax.Array:
-  """Entries of `pool[:count]` drawn uniformly with replacement (`count` may be traced;
-  with the static pool size it is the plain `pool[randint(0, len(pool))]`)."""
-  return pool[jax.random.randint(key, shape, 0, count)]
-
-
 def masked_mean_rows(x, data: TrainData) -> jax.Array:
   """Mean over the real rows of `x` `[n, ...]` (rows aligned with `data.x`)."""
   if not is_padded(data):
     return jnp.mean(x, axis=0)
   mask = row_mask(data).reshape((-1,) + (1,) * (x.ndim - 1))
   return jnp.sum(jnp.where(mask, x, 0), axis=0) / rows(data).astype(x.dtype)
-
-
-def _permutation_rounds(size: int) -> int:
-  """The sort rounds jax.random.permutation makes for `size` elements."""
-  return int(np.ceil(3 * np.log(max(1, size)) / np.log(np.iinfo(np.uint32).max)))
-
-
-def masked_permutation(key, size: int, count) -> jax.Array:
-  """A uniformly random order of `0..count-1` followed by `count..size-1` (in order):
-  jax.random.permutation's rounds of stable sorts by random 32-bit keys, with the keys
-  of the padded positions pinned to the maximum so they stay last. The real positions
-  come out exactly as `jax.random.permutation(key, count)` orders them, whatever the
-  padded `size`: the random bits are a prefix of the same stream (threefry is
-  partitionable) and only the rounds `count` needs are applied."""
-  if not isinstance(count, jax.Array) and count == size:
-    return jax.random.permutation(key, size)
-  if not jax.config.jax_threefry_partitionable:
-    raise ValueError("masked_permutation needs jax_threefry_partitionable=True (JAX's "
-                     "default), so that the random bits of a padded array extend the real ones")
-  num_rounds = _permutation_rounds(size)
-  # The smallest count that needs each round (integers: no float rounding in the graph).
-  round_starts = [1 + bisect.bisect_right(range(1, size + 1), r, key=_permutation_rounds)
-                  for r in range(num_rounds)]
-  real = jnp.arange(size) < count
-  order = jnp.arange(size)
-  for start in round_starts:
-    key, subkey = jax.random.split(key)
-    sort_keys = jnp.where(real, jax.random.bits(subkey, (size,), jnp.uint32),
-                          jnp.uint32(np.iinfo(np.uint32).max))
-    _, sorted_order = jax.lax.sort_key_val(sort_keys, order)
-    order = jnp.where(count >= start, sorted_order, order)
-  return order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -337,23 +298,6 @@ def pad_train_data(data: TrainData, *, num_rows: int, num_features: int,
                    num_anomalies=np.int32(m), num_unlabelled=np.int32(u))
 
 
-def shuffled_sampler(batch_size: int) -> Sampler:
-  """Uniform shuffled mini-batches, one permutation per epoch, last partial batch dropped
-  (PyTorch DataLoader(shuffle=True, drop_last=True)). On padded data the permutation
-  covers the real rows and the run's epoch has `rows // batch_size` steps
-  (`shuffled_steps`), so padded rows are never drawn."""
-
-  def begin_epoch(key, data):
-    return masked_permutation(key, data.x.shape[0], rows(data))
-
-  def batch(perm, i, key, data):
-    del key
-    rows = jax.lax.dynamic_slice_in_dim(perm, i * batch_size, batch_size)
-    return {"x": data.x[rows], "semi_labels": data.semi_labels[rows]}
-
-  return Sampler(begin_epoch=begin_epoch, batch=batch, shuffled_batch_size=batch_size)
-
-
 def true_fan_kernel(kernel, *, mode: str, in_mask=None, out_mask=None,
                     bias=None) -> tuple:
   """A Dense kernel `[fan_in, fan_out]` drawn at padded shape -> the kernel a model of the
@@ -394,11 +338,6 @@ def replace_param(variables, path: tuple, fn) -> dict:
     tree[path[0]] = fn(tree[path[0]]) if len(path) == 1 else go(tree[path[0]], path[1:])
     return tree
   return {**variables, "params": go(variables["params"], path)}
-
-
-def shuffled_steps(batch_size: int):
-  """`run_steps_per_epoch` of a method with `shuffled_sampler(batch_size)`."""
-  return lambda data: rows(data) // batch_size
 
 
 def make_variables(params, batch_stats) -> dict:

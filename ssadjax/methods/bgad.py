@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import optax
 
 from ssadjax import losses
-from ssadjax.methods import base
+from ssadjax.methods import base, samplers
 from ssadjax.models.bgad import Flow, random_rotations
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
@@ -144,7 +144,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     `unlabelled // batch_size` steps, so passes and epochs need not align). After every
     epoch the warmed-up flow is the run's."""
     optimizer = optax.adam(schedule)
-    sampler = base.shuffled_sampler(batch_size)
+    sampler = samplers.shuffled_sampler(batch_size)
 
     def pool_of(data):
       unlabelled = jnp.asarray(data.unlabelled_index)

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import optax
 
 from ssadjax import losses
-from ssadjax.methods import base
+from ssadjax.methods import base, samplers
 from ssadjax.models import MLPAutoencoder, MLPDecoder, MLPEncoder
 from ssadjax.models import lenet
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
@@ -86,7 +86,7 @@ def center_eps_trick(center: jax.Array, eps: float) -> jax.Array:
 def autoencoder_epoch(ae, carry, epoch_key, data, *, batch_size, optimizer):
   """One pretraining epoch over shuffled batches of all training rows (reconstruction
   MSE). `carry` = (params, batch_stats, opt_state); returns it and the epoch's mean loss."""
-  sampler = base.shuffled_sampler(batch_size)
+  sampler = samplers.shuffled_sampler(batch_size)
   steps_per_epoch = data.x.shape[0] // batch_size
 
   def step(carry, i):
@@ -297,7 +297,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
   return base.Method(
       name="deepsad" if use_labels else "deepsvdd",
       init=init,
-      sampler=base.shuffled_sampler(batch_size),
+      sampler=samplers.shuffled_sampler(batch_size),
       per_example_loss=per_example_loss,
       score=score,
       optimizer=optimizer,
@@ -305,7 +305,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       num_epochs=hp["num_epochs"],
       batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
           stats_encoder, params, batch_stats, standardise(extras, x)),
-      run_steps_per_epoch=base.shuffled_steps(batch_size) if can_pad else None,
+      run_steps_per_epoch=samplers.shuffled_steps(batch_size) if can_pad else None,
       pad_rows=can_pad, pad_features=can_pad,
       learning_rate=hp["learning_rate"],  # Adam with L2 decay, piecewise-constant steps
       stages=(pretrain_stage(),) if hp["pretrain_epochs"] > 0 else (),

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import optax
 
 from ssadjax import losses, optim
-from ssadjax.methods import base
+from ssadjax.methods import base, samplers
 from ssadjax.models.devnet import DevNetScorer
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
@@ -45,37 +45,6 @@ def keras_rmsprop(learning_rate: float, *, rho: float, eps: float,
   if clipnorm and clipnorm > 0:
     return optax.chain(optim.clip_by_norm_per_tensor(clipnorm), rmsprop)
   return rmsprop
-
-
-def balanced_sampler(batch_size: int) -> base.Sampler:
-  """DevNet's (and FEAWAD's) batches: even positions an unlabelled row, odd positions a
-  labelled anomaly, each drawn uniformly with replacement from its pool; semi_labels
-  0, 1, 0, 1, ... The batch also carries the drawn training `rows`."""
-  num_even, num_odd = (batch_size + 1) // 2, batch_size // 2
-  positions = jnp.arange(batch_size)
-  semi_labels = (positions % 2).astype(jnp.int32)
-
-  def begin_epoch(key, data):
-    del key, data
-    return ()
-
-  def batch(epoch_state, i, key, data):
-    del epoch_state, i
-    return draw_balanced(key, data, num_even, num_odd, semi_labels)
-
-  return base.Sampler(begin_epoch=begin_epoch, batch=batch)
-
-
-def draw_balanced(key, data, num_even, num_odd, semi_labels):
-  """`num_even` unlabelled rows at the even positions and `num_odd` labelled anomalies
-  at the odd ones, uniformly with replacement."""
-  key_u, key_a = jax.random.split(key)
-  pool_u, pool_a = jnp.asarray(data.unlabelled_index), jnp.asarray(data.anomaly_index)
-  unlabelled = base.draw_from_pool(key_u, pool_u, base.unlabelled_count(data), (num_even,))
-  anomalies = base.draw_from_pool(key_a, pool_a, base.anomaly_count(data), (num_odd,))
-  rows = jnp.zeros(num_even + num_odd, jnp.int32).at[0::2].set(unlabelled)
-  rows = rows.at[1::2].set(anomalies)
-  return {"x": jnp.asarray(data.x)[rows], "semi_labels": semi_labels, "rows": rows}
 
 
 def hidden_kernel_l2(params, weight: float) -> jax.Array:
@@ -135,7 +104,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
   return base.Method(
       name="devnet",
       init=init,
-      sampler=balanced_sampler(batch_size),
+      sampler=samplers.balanced_sampler(batch_size),
       per_example_loss=per_example_loss,
       score=score,
       optimizer=keras_rmsprop(hp["learning_rate"], rho=hp["rho"], eps=hp["rmsprop_eps"],

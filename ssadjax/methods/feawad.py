@@ -37,14 +37,13 @@ import jax.numpy as jnp
 import optax
 
 from ssadjax import losses
-from ssadjax.methods import base
-from ssadjax.methods.devnet import balanced_sampler, draw_balanced
+from ssadjax.methods import base, samplers
 from ssadjax.models.feawad import FEAWADAutoencoder, FEAWADNet
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 def autoencoder_rows(key, data, batch_size):
   """`batch_size` unlabelled row indices, uniform with replacement: an AE batch."""
-  return base.draw_from_pool(key, data.unlabelled_index, base.unlabelled_count(data),
+  return samplers.draw_from_pool(key, data.unlabelled_index, base.unlabelled_count(data),
                              (batch_size,))
 
 
@@ -193,7 +192,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     if hp["pretrain_epochs"] > 0 and fixed_batch:
       ae_rows = autoencoder_rows(rows_key, data, hp["pretrain_batch_size"])
     if fixed_batch:
-      fixed = draw_balanced(batch_key, data, num_even, num_odd, pattern)
+      fixed = samplers.draw_balanced(batch_key, data, num_even, num_odd, pattern)
       if replay_rows and ae_rows is not None:
         # The unlabelled half repeats the AE batch's stream (ADBench re-seeds one
         # RandomState for both generators): its even positions, cycled if it is shorter.
@@ -225,7 +224,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
   return base.Method(
       name="feawad",
       init=init,
-      sampler=balanced_sampler(batch_size),
+      sampler=samplers.balanced_sampler(batch_size),
       per_example_loss=per_example_loss,
       score=score,
       optimizer=optax.adam(hp["learning_rate"], eps=hp["adam_eps"]),

@@ -53,9 +53,8 @@ def _check_choice(name, value, allowed):
 
 
 def pair_sampler(*, batch_size: int = 512, orientation: str = "adbench",
-                 unlabelled_replace: bool = True, distinct_anomaly_pairs: bool = False,
-                 target_aa: float = 8.0, target_au: float = 4.0,
-                 target_uu: float = 0.0) -> base.Sampler:
+                 unlabelled_replace: bool = True,
+                 distinct_anomaly_pairs: bool = False) -> base.Sampler:
   """PReNet's pair batches, in-graph with static shapes.
 
   With q = batch_size / 4, a batch holds q (a, a) pairs, q mixed pairs and 2q (u, u)
@@ -66,8 +65,9 @@ def pair_sampler(*, batch_size: int = 512, orientation: str = "adbench",
   (ADBench shuffles them, which changes neither the mean loss nor the batch statistics).
 
   The batch dict holds `x_left`, `x_right` `[B, d]`, `semi_labels_left`,
-  `semi_labels_right` `[B]`, `targets` `[B]`, and the Sampler interface's `x` /
-  `semi_labels` (`[2B, ...]`: left rows then right rows, as one joint pass sees them).
+  `semi_labels_right` `[B]` (the ordinal targets follow from them:
+  `losses.pair_relation_targets`), and the Sampler interface's `x` / `semi_labels`
+  (`[2B, ...]`: left rows then right rows, as one joint pass sees them).
   """
   _check_choice("orientation", orientation, ORIENTATIONS)
   if batch_size % 4 or batch_size < 4:
@@ -135,12 +135,9 @@ def pair_sampler(*, batch_size: int = 512, orientation: str = "adbench",
       semi_left = jnp.concatenate([ones, zeros, zeros2])
       semi_right = jnp.concatenate([ones, ones, zeros2])
     x_left, x_right = data.x[left], data.x[right]
-    targets = losses.pair_relation_targets(semi_left, semi_right, target_aa=target_aa,
-                                           target_au=target_au, target_uu=target_uu)
     return {
         "x_left": x_left, "x_right": x_right,
         "semi_labels_left": semi_left, "semi_labels_right": semi_right,
-        "targets": targets,
         "x": jnp.concatenate([x_left, x_right]),
         "semi_labels": jnp.concatenate([semi_left, semi_right]),
     }
@@ -183,7 +180,9 @@ def make_optimizer(hp: dict, steps_per_epoch: int) -> optax.GradientTransformati
     chain.append(optax.clip_by_global_norm(hp["clipnorm"]) if hp["clipnorm_mode"] == "global"
                  else optim.clip_by_norm_per_tensor(hp["clipnorm"]))
   if hp["weight_decay"] > 0:
-    chain.append(optax.add_decayed_weights(hp["weight_decay"]))
+    # Injected (it lives in the optimizer state): runs of one program may decay at their
+    # own rates (Method.run_hparams).
+    chain.append(optax.inject_hyperparams(optax.add_decayed_weights)(hp["weight_decay"]))
   chain += [optax.scale_by_rms(decay=hp["rms_decay"], eps=hp["rms_eps"], eps_in_sqrt=False),
             optax.scale_by_learning_rate(learning_rate)]
   return optax.chain(*chain)
@@ -258,11 +257,13 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
                               init_scheme=hp["init_scheme"], insert_norm=insert_norm,
                               norm=for_recompute(policy)),
       init_scheme=hp["init_scheme"])
-  targets = {"target_aa": hp["target_aa"], "target_au": hp["target_au"],
-             "target_uu": hp["target_uu"]}
   sampler = pair_sampler(batch_size=hp["batch_size"], orientation=hp["orientation"],
                          unlabelled_replace=hp["unlabelled_replace"],
-                         distinct_anomaly_pairs=hp["distinct_anomaly_pairs"], **targets)
+                         distinct_anomaly_pairs=hp["distinct_anomaly_pairs"])
+  # The ordinal targets and the weight decay are run data (Method.run_hparams).
+  run_hparams = {name: hp[name] for name in ("target_aa", "target_au", "target_uu")}
+  if hp["weight_decay"] > 0:
+    run_hparams["weight_decay"] = hp["weight_decay"]
   steps_per_epoch = hp["steps_per_epoch"]
 
   def init(init_key, extras_key, data):
@@ -278,7 +279,9 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     return variables, {"score_key": jax.random.key_data(extras_key)}
 
   def per_example_loss(params, batch_stats, extras, batch, key, *, data=None):
-    del extras, key, data  # the pools matter to scoring only
+    del key, data  # the pools matter to scoring only
+    targets = {name: extras["hparams"][name] for name in ("target_aa", "target_au",
+                                                          "target_uu")}
     phi, new_batch_stats = base.apply_train(
         model, params, batch_stats, batch["x_left"], x_right=batch["x_right"],
         left_mask=stats_mask(policy, batch["semi_labels_left"]),
@@ -325,4 +328,5 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       learning_rate=(hp["learning_rate"] if hp["lr_schedule"] != "cosine"
                      or hp["cosine_eta_min"] == 0 else None),
       needs_train_data=True,  # the scoring rule's reference pools
+      run_hparams=run_hparams,
   )
