@@ -1,5 +1,5 @@
 """Method registry: name -> how its hyper-parameters are resolved from a config, its
-factory `(hp, norm, input_dim, num_train, *, image_shape=(), insert_norm=False)`, and its
+factory `(hp, policy, input_dim, num_train, *, image_shape=(), insert_norm=False)`, and its
 declared AnoOnly changes.
 
 A factory sees its own hyper-parameters (a dict) and the norm policy, never the whole
@@ -22,7 +22,7 @@ class Entry:
   """A method as the registry knows it.
 
   Attributes:
-    make: the factory `(hp, norm, input_dim, num_train, *, image_shape=(),
+    make: the factory `(hp, policy, input_dim, num_train, *, image_shape=(),
       insert_norm=False) -> Method`.
     hparams: `cfg -> dict`: the method's config section resolved against its presets.
     anoonly_changes: `hp -> {name: value}`, what AnoOnly changes in the method's own

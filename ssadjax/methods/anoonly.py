@@ -7,10 +7,11 @@ The base method is asked to put a BatchNorm where the AnoOnly code puts one
 (`insert_norm=True`); methods that already have one ignore the request.
 
 A method may declare further AnoOnly changes to its own hyper-parameters next to its
-presets: `anoonly_changes(hp) -> {name: value}` (DevNet's anomaly term and L2 scale,
-BGAD's skipped warm-up). This transformation applies them; no factory knows whether it
-runs under AnoOnly. A method without an AnoOnly variant declares `anoonly_changes = None`
-(`ssadjax.runconfig.NO_ANOONLY` says why, before JAX is imported).
+presets (ssadjax/hparams/<method>.py): `anoonly_changes(hp) -> {name: value}` (DevNet's
+anomaly term and L2 scale, BGAD's skipped warm-up). This transformation applies them; no
+factory knows whether it runs under AnoOnly. A method without an AnoOnly variant declares
+`anoonly_changes = None` and, where it may use labels, `NO_ANOONLY`: the reason the
+command line gives before JAX is imported.
 
 A batch without any labelled anomaly (about half of Deep SAD's batches at la = 0.1)
 has an empty mean. `empty_batch` decides what happens:
@@ -68,7 +69,7 @@ def _ensure_anomaly(sampler: base.Sampler) -> base.Sampler:
 
 
 def anomaly_only(make_method, anoonly_changes=None, *, empty_batch: str = "zero_grad"):
-  """Transforms a method factory `make_method(hp, norm, input_dim, num_train, *,
+  """Transforms a method factory `make_method(hp, policy, input_dim, num_train, *,
   insert_norm=False, ...)` into its AnoOnly variant with the same signature.
 
   `anoonly_changes`: the method's declared `hp -> {name: value}` changes to its own
