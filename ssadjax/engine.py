@@ -380,8 +380,9 @@ def score(method: Method, state: TrainState, x, *,
     if data is not None:
       data = layout.put_per_seed(data)
   in_axes = (0, 0, None if data is None else 0)
+  owner = program_cache.program_owner(method, program_key)
   program, _ = program_cache.compiled(
-      ((program_cache.program_owner(method, program_key), program_cache.layout_key(layout)), "score",
+      ((owner, program_cache.layout_key(layout)), "score",
        program_cache.avals_key(state, x, data)),
       lambda: jax.jit(_vmap(one, layout, in_axes=in_axes)).lower(state, x, data))
   return np.asarray(_to_host(program(state, x, data)))

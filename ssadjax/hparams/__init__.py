@@ -19,10 +19,4 @@ NO_ANOONLY = {name: module.NO_ANOONLY for name, module in MODULES.items()
               if hasattr(module, "NO_ANOONLY")}
 
 
-def resolve(cfg) -> dict:
-  """The hyper-parameters of the method named by `cfg.method`, as its factory gets them
-  (before any AnoOnly change)."""
-  return MODULES[cfg.method].resolve(cfg)
-
-
-__all__ = ["MODULES", "NO_ANOONLY", "resolve", "resolve_section"]
+__all__ = ["MODULES", "NO_ANOONLY", "resolve_section"]
