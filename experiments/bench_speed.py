@@ -75,7 +75,7 @@ def define_flags():
                     "adbench_table:all, anoonly_table:seeds3) compile, without training")
   flags.DEFINE_string("report_only", "", "print the tables of an existing results.jsonl")
   flags.DEFINE_bool("executable_cache", True,
-                    "ssadjax workers also use ssadjax.program_cache (opt-in in experiments.main); "
+                    "ssadjax workers also use ssadjax.host.program_cache (opt-in in experiments.main); "
                     "False: JAX's persistent compilation cache only")
   # Internal: one measurement in this process.
   flags.DEFINE_enum("worker", "", ["", "ssadjax", "deepod", "deepod_cell", "flops"], "internal")
@@ -92,10 +92,10 @@ def splits_for(dataset, data_dir, seeds):
   """The ADBench protocol splits (ssadjax.data.adbench_splits via the experiment
   runner), one per seed: both implementations train on these arrays."""
   from experiments.configs import common
-  from ssadjax import experiment
+  from ssadjax import runconfig
   c = common.get_config()
   c.dataset, c.data_dir = dataset, data_dir
-  return experiment.prepare_splits(c, list(seeds))
+  return runconfig.prepare_splits(c, list(seeds))
 
 
 def ssadjax_config(dataset, method, data_dir, n_train, epochs):
@@ -155,7 +155,8 @@ def deepod_steps(method, n):
 
 def worker_ssadjax():
   import jax
-  from ssadjax import engine, grouping, methods, metrics, program_cache
+  from ssadjax import methods, metrics
+  from ssadjax.host import engine, grouping, program_cache
   if FLAGS.cache:  # both caches, as experiments/main.py sets them
     jax.config.update("jax_compilation_cache_dir", FLAGS.cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
@@ -470,16 +471,17 @@ def run_tables(out_dir: pathlib.Path):
 
 
 def print_plans():
-  """--plan: the program groups of whole table configs, from ssadjax.experiment.plan_grid."""
-  from ssadjax import experiment, runconfig
+  """--plan: the program groups of whole table configs, from experiments.runner.plan_grid."""
+  from experiments import grid
+  from experiments import runner
   rows = []
   for spec in FLAGS.plan:
     module, _, variant = spec.partition(":")
     for buckets in ("pow2", "exact"):
       config = importlib.import_module(f"experiments.configs.{module}").get_config(variant)
       config.data_dir = FLAGS.data_dir
-      runconfig.set_field(config, "train.buckets", buckets)
-      groups = experiment.plan_grid(config)
+      grid.set_field(config, "train.buckets", buckets)
+      groups = runner.plan_grid(config)
       cells = sum(map(len, groups))
       # One program per group: it initialises, trains and scores (engine.fit_and_score).
       print(f"{spec} (train.buckets={buckets}): {cells} cells in {len(groups)} program "

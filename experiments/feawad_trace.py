@@ -119,7 +119,8 @@ def ours_side(split_path: str, trace_path: str, dataset: str, la: float,
   import jax
   import jax.numpy as jnp
   import optax
-  from ssadjax import engine, hparams, metrics
+  from ssadjax import hparams, metrics
+  from ssadjax.host import engine
   from ssadjax.methods import base, feawad
   from ssadjax.norm import NormPolicy
   from ssadjax.models.feawad import FEAWADAutoencoder

@@ -1,6 +1,6 @@
 """Fidelity to the reference code: ours minus theirs on the same split and seed.
 
-Input: two `results.csv` files with our grid runner's columns (ssadjax/experiment.py), one
+Input: two `results.csv` files with our grid runner's columns (experiments/runner.py), one
 from our runner, one from `experiments/reference.py` (the reference code trained on exactly
 the same splits). Rows are paired on (method, anomaly_only, dataset, la, seed); for each
 method the mean paired difference (AUROC points) is tested against zero across every

@@ -6,10 +6,10 @@ with Deep SAD (la = 0.1, the protocol's natural contamination) as a reference li
 
 The ADBench protocol puts every training anomaly into the unlabelled set, so the
 contamination is the dataset's own; it has no knob for an anomaly ratio. Until it has one
-(docs/notes.md §11), this script applies `funad.subsample_contamination` to
+(docs/methods/funad.md), this script applies `funad.subsample_contamination` to
 each seed's split (anomaly-to-normal ratio, FUN-AD's `--noise`; normals are subsampled
-when a dataset has too few anomalies) by wrapping `experiment.prepare_splits`, and
-otherwise runs the ordinary `experiment.run_single` (same engine, same result files).
+when a dataset has too few anomalies) by wrapping `runconfig.prepare_splits`, and
+otherwise runs the ordinary `runner.run_single` (same engine, same result files).
 Both methods see identical training sets (the subsampling generator depends on the seed
 only).
 """
@@ -23,7 +23,8 @@ from absl import app, flags
 import numpy as np
 
 from experiments.configs import adbench
-from ssadjax import experiment
+from ssadjax import runconfig
+from experiments import runner
 from ssadjax.methods import funad
 
 FLAGS = flags.FLAGS
@@ -42,7 +43,7 @@ SUBSAMPLE_SALT = 1011
 
 @contextlib.contextmanager
 def contaminated(ratio: float, record: dict):
-  original = experiment.prepare_splits
+  original = runconfig.prepare_splits
 
   def prepare(config, seeds):
     out = []
@@ -53,11 +54,11 @@ def contaminated(ratio: float, record: dict):
       out.append(split)
     return out
 
-  experiment.prepare_splits = prepare
+  runconfig.prepare_splits = prepare
   try:
     yield
   finally:
-    experiment.prepare_splits = original
+    runconfig.prepare_splits = original
 
 
 def config_for(method: str, dataset: str, la: float):
@@ -84,7 +85,7 @@ def main(argv):
         record = {}
         t = time.time()
         with contaminated(ratio, record):
-          r = experiment.run_single(config_for(method, dataset, 0.0),
+          r = runner.run_single(config_for(method, dataset, 0.0),
                                     root / f"{dataset}_{ratio}_{method}")
         rows.append({"dataset": dataset, "ratio": ratio, "method": method,
                      "auroc": r["auroc"], "auprc": r["auprc"], "n_train": r["num_train"],
@@ -93,7 +94,7 @@ def main(argv):
         print(json.dumps(rows[-1]), flush=True)
     if FLAGS.deepsad_reference:
       t = time.time()
-      r = experiment.run_single(config_for("deepsad", dataset, 0.1),
+      r = runner.run_single(config_for("deepsad", dataset, 0.1),
                                 root / f"{dataset}_deepsad_la0.1")
       rows.append({"dataset": dataset, "ratio": None, "method": "deepsad la=0.1",
                    "auroc": r["auroc"], "auprc": r["auprc"], "n_train": r["num_train"],

@@ -1,4 +1,4 @@
-"""Entry point: parses flags, checks the config and data, hands over to ssadjax.experiment.
+"""Entry point: parses flags, checks the config and data, hands over to experiments.runner.
 
   python -m experiments.main --config=experiments/configs/default.py --workdir=W
   python -m experiments.main --help
@@ -224,9 +224,9 @@ def _parse(argv):
 
 
 def _run(config, workdir: pathlib.Path):
-  from ssadjax import runconfig
+  from experiments import grid
   try:
-    splits = runconfig.preflight(config, workdir)
+    splits = grid.preflight(config, workdir)
   except ValueError as e:  # DatasetError is a ValueError
     raise UserError(_data_hint(_one_line(e))) from e
 
@@ -234,28 +234,29 @@ def _run(config, workdir: pathlib.Path):
   if config.parallel.cpu_devices > 0:
     # Must happen before the first JAX operation.
     jax.config.update("jax_num_cpu_devices", config.parallel.cpu_devices)
-  from ssadjax import parallel
+  from ssadjax.program import parallel
   parallel.initialize_distributed(config.parallel)
-  from ssadjax import compilation_cache
+  from ssadjax.host import compilation_cache
   if compilation_cache.enable():  # $SSADJAX_COMPILATION_CACHE moves it or ('off') stops it
-    # Serialized executables keyed by the resolved config (ssadjax/program_cache.py) are
+    # Serialized executables keyed by the resolved config (ssadjax/host/program_cache.py) are
     # opt-in: deserialised XLA:CPU executables failed at run time here ("Function ... not
     # found") when reused by later processes, so only SSADJAX_EXECUTABLE_CACHE enables it.
-    from ssadjax import program_cache
+    from ssadjax.host import program_cache
     program_cache.set_directory(os.environ.get("SSADJAX_EXECUTABLE_CACHE", "") or None)
-  from ssadjax import experiment, grouping
-  from ssadjax import workdir as workdir_files
+  from experiments import runner
+  from ssadjax.host import grouping
+  from experiments import workdir as workdir_files
   logging.getLogger("ssadjax").info("jax %s on %s", jax.__version__, jax.devices())
   before = grouping.program_counts()
   try:
-    results = experiment.train_and_evaluate(config, workdir, splits=splits)
+    results = runner.train_and_evaluate(config, workdir, splits=splits)
   except ValueError as e:  # checks that need JAX (device layouts, method builders)
     raise UserError(_one_line(e)) from e
   if not parallel.is_main_process():
     return
   summaries = results if isinstance(results, list) else [results]
   print(workdir_files.format_table(summaries), end="")
-  if config.get("plot", "") and runconfig.is_grid(config):
+  if config.get("plot", "") and grid.is_grid(config):
     from experiments import plots  # matplotlib only when a figure is asked for
     figure = plots.make(workdir, config.plot)  # None: nothing drawn (it says why)
     if figure:

@@ -2,7 +2,7 @@
 
 The comparison that tells an implementation bug from split and seed noise: the reference
 code (the `adbench` 0.1.11 package) is trained on the very rows, labelled anomalies and
-min-max scaling that `ssadjax.experiment.prepare_splits` gives our grid runner for the same
+min-max scaling that `experiments.runconfig.prepare_splits` gives our grid runner for the same
 file, seed and `la`, and the results go to a `results.csv` with our grid's columns plus
 `implementation=reference` (`experiments/fidelity.py` pairs it with ours).
 
@@ -158,8 +158,8 @@ def export_splits(dataset: str, seeds: list[int], la: float, data_dir: str | Non
   """Writes one .npz per seed (x_train, semi_labels, x_test, seed) and returns the paths
   with the splits (whose y_test scores the worker's output)."""
   import numpy as np
-  from ssadjax import experiment
-  splits = experiment.prepare_splits(split_config(dataset, la, data_dir), seeds)
+  from ssadjax import runconfig
+  splits = runconfig.prepare_splits(split_config(dataset, la, data_dir), seeds)
   paths = []
   for seed, split in zip(seeds, splits):
     path = directory / f"split_{seed}.npz"
@@ -177,7 +177,7 @@ def read_rows(path: pathlib.Path) -> list[dict]:
 
 
 def fieldnames() -> list[str]:
-  from ssadjax.workdir import RESULT_FIELDS
+  from experiments.workdir import RESULT_FIELDS
   return list(RESULT_FIELDS) + ["implementation"]
 
 

@@ -19,7 +19,7 @@ failed report leaves nothing behind. Without matplotlib only the tables are writ
 * example_<dataset>.png: ROC curves and score histograms of every method on one dataset.
 
 Aggregation as the references: a family is the mean over its sub-tasks, "overall" the
-unweighted mean over families (as AnoOnly; docs/notes.md §17); classical datasets are
+unweighted mean over families (as AnoOnly; docs/tables.md); classical datasets are
 means over seeds. Published means are recomputed over the same datasets/families as
 ours, so a table over a subset of ADBench compares like with like; the papers'
 all-dataset means are quoted beside them.
@@ -44,7 +44,7 @@ from experiments import plots, published
 GAP = 3.0  # AUROC points; larger differences to a published number are listed
 
 
-# Per-seed columns of results.csv (ssadjax.workdir.RESULT_FIELDS minus the four that
+# Per-seed columns of results.csv (experiments.workdir.RESULT_FIELDS minus the four that
 # name the cell; not imported, as that would load JAX); every other column names the cell.
 _PER_SEED = {"seed", "auroc", "auprc", "train_seconds", "compile_seconds", "steps", "devices"}
 

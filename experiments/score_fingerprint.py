@@ -51,7 +51,8 @@ def _toy_set():
 
 def fingerprint() -> dict:
   from ssadjax import config as config_lib
-  from ssadjax import engine, methods
+  from ssadjax import methods
+  from ssadjax.host import engine
   x, semi, x_test = _toy_set()
   data = engine.stack_data([methods.make_train_data(x, semi)] * 2)
   out = {}

@@ -1,4 +1,4 @@
-"""Measures the score-sum identity (docs/notes.md §14) on a trained DevNet + AnoOnly.
+"""Measures the score-sum identity (docs/ablation.md) on a trained DevNet + AnoOnly.
 
 With a train-mode BatchNorm directly before DevNet's linear score layer, the scores of a
 batch sum to B (w . beta + b) whatever the rows are, so AnoOnly's loss, which only
@@ -17,7 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.configs import common
-from ssadjax import engine, experiment, methods, metrics
+from ssadjax import methods, metrics
+from ssadjax import runconfig
+from ssadjax.host import engine
 from ssadjax.models.devnet import DevNetScorer
 from ssadjax.norm import NormPolicy, stats_mask
 
@@ -27,7 +29,7 @@ def measure(dataset="6_cardio", data_dir="", kind="batch", stats_rows="all", see
   config.update({"method": "devnet", "anomaly_only": True, "preset": "anoonly_paper",
                  "dataset": dataset, "data_dir": data_dir})
   config.norm.kind, config.norm.stats_rows = kind, stats_rows
-  split = experiment.prepare_splits(config, [seed])[0]
+  split = runconfig.prepare_splits(config, [seed])[0]
   data = methods.make_train_data(split.x_train, split.semi_labels)
   method = methods.build(config, split.x_train.shape[1], split.x_train.shape[0])
   state, _ = engine.fit(method, engine.stack_data([data]), [seed], chunk_epochs=50)

@@ -16,7 +16,7 @@ conventions (`get_params`, `set_params`, `clone`, use inside a `Pipeline` after 
 without inheriting from scikit-learn, so that it stays optional and is never imported by
 `import ssadjax`; the inputs are not rescaled here.
 
-Every fit uses JAX's persistent compilation cache (ssadjax/compilation_cache.py;
+Every fit uses JAX's persistent compilation cache (ssadjax/host/compilation_cache.py;
 `SSADJAX_COMPILATION_CACHE=off` switches it off) unless JAX already has one configured.
 """
 
@@ -34,7 +34,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from ssadjax import compilation_cache, engine, grouping, hparams, methods, parallel
+from ssadjax import hparams, methods
+from ssadjax.host import compilation_cache, engine, files, grouping
+from ssadjax.program import parallel
 from ssadjax.data.adbench import DatasetError, validate_x
 
 log = logging.getLogger(__name__)
@@ -486,25 +488,26 @@ class BaseDetector:
   # -- persistence ------------------------------------------------------------------------
   def save(self, path) -> None:
     """Writes the trained state (orbax), the training scores and what is needed to
-    rebuild the method."""
+    rebuild the method into the folder `path`. The files are written beside it and swapped
+    in at the end, so an interrupted save leaves an earlier detector at `path` whole; a
+    `path` that holds anything but a saved detector is refused."""
     import orbax.checkpoint as ocp
     self._check_fitted("save")
-    path = pathlib.Path(path).absolute()
-    path.mkdir(parents=True, exist_ok=True)
-    with ocp.StandardCheckpointer() as checkpointer:
-      checkpointer.save(path / "state", self.state_, force=True)
-    np.save(path / "decision_scores.npy", np.asarray(self.decision_scores_))
-    if getattr(self, "train_data_", None) is not None:  # the rows its scoring rule reads
-      np.savez(path / "train_data.npz", **{
-          field: np.asarray(value) for field, value in self.train_data_._asdict().items()
-          if value is not None})
-    meta = {"class": type(self).__name__, "params": self.get_params(deep=False),
-            "config": json.loads(self.config_.to_json_best_effort()),
-            "n_features_in": self.n_features_in_, "num_train": self.num_train_,
-            "num_labelled": self.num_labelled_,
-            "bucket": list(self.bucket_) if self.bucket_ is not None else None,
-            "threshold": self.threshold_}
-    (path / "detector.json").write_text(json.dumps(meta, indent=2))
+    with files.replaced_directory(path, marker="detector.json", what="detector") as staging:
+      with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(staging / "state", self.state_)
+      np.save(staging / "decision_scores.npy", np.asarray(self.decision_scores_))
+      if getattr(self, "train_data_", None) is not None:  # the rows its scoring rule reads
+        np.savez(staging / "train_data.npz", **{
+            field: np.asarray(value) for field, value in self.train_data_._asdict().items()
+            if value is not None})
+      meta = {"class": type(self).__name__, "params": self.get_params(deep=False),
+              "config": json.loads(self.config_.to_json_best_effort()),
+              "n_features_in": self.n_features_in_, "num_train": self.num_train_,
+              "num_labelled": self.num_labelled_,
+              "bucket": list(self.bucket_) if self.bucket_ is not None else None,
+              "threshold": self.threshold_}
+      (staging / "detector.json").write_text(json.dumps(meta, indent=2))
 
   @classmethod
   def load(cls, path):

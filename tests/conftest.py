@@ -20,7 +20,7 @@ def pytest_configure(config):
   run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
   cache = os.environ.get("SSADJAX_COMPILATION_CACHE") or os.path.join(
       tempfile.gettempdir(), f"ssadjax-pytest-jax-cache-{run_id}")
-  if cache.lower() in ("off", "none", "false", "0"):  # as ssadjax.compilation_cache
+  if cache.lower() in ("off", "none", "false", "0"):  # as ssadjax.host.compilation_cache
     return  # the user switched the cache off: no folder named 'off'
   os.environ["SSADJAX_COMPILATION_CACHE"] = cache
   import jax

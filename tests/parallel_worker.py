@@ -12,7 +12,9 @@ jax.config.update("jax_num_cpu_devices", int(sys.argv[1]))
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from ssadjax import engine, methods, metrics, parallel  # noqa: E402
+from ssadjax import methods, metrics  # noqa: E402
+from ssadjax.program import parallel  # noqa: E402
+from ssadjax.host import engine
 from tests.helpers import blobs, tiny_config  # noqa: E402
 
 

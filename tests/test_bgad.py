@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from experiments.configs import adbench as adbench_config
-from ssadjax import engine, experiment, losses, methods
+from ssadjax import losses, methods
+from experiments import runner
+from ssadjax.host import engine
 from ssadjax.methods import bgad
 from ssadjax.models import bgad as bgad_models
 from ssadjax.norm import NormPolicy
@@ -396,7 +398,7 @@ def _bottle_config(adbench_dir, anomaly_only):
 def test_bottle_auroc_floor(adbench_dir, tmp_path, anomaly_only, name, steps, floor):
   # Observed (seed 1, this reduced config): 0.967 and 0.893 (+AnoOnly); the
   # barely trained flow ranks these embeddings backwards (0.11 after 20 steps).
-  results = experiment.run_single(_bottle_config(adbench_dir, anomaly_only), tmp_path)
+  results = runner.run_single(_bottle_config(adbench_dir, anomaly_only), tmp_path)
   assert results["name"] == name and results["steps"] == steps
   assert results["auroc_mean"] > floor, results["auroc"]
 

@@ -14,7 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssadjax import engine, experiment, grouping, methods, metrics
+from ssadjax import methods, metrics
+from experiments import grid
+from experiments import runner
+from ssadjax.host import engine, grouping
 from ssadjax.methods import base, samplers
 from tests.helpers import blobs, tiny_config
 
@@ -124,12 +127,12 @@ def _cell_scores(workdir):
 
 def test_exact_buckets_run_a_la_grid_as_one_program_equal_to_separate_cells(tmp_path):
   config = tiny_config(num_seeds=2, grid="la=0.1|0.05", **{"train.buckets": "exact"})
-  summaries = experiment.run_grid(config, tmp_path / "grid")
+  summaries = runner.run_grid(config, tmp_path / "grid")
   assert [s["program_group"]["cells"] for s in summaries] == [2, 2]
   assert summaries[0]["program_group"]["runs"] == 4
   for summary in summaries:
     single = tiny_config(num_seeds=2, la=summary["la"], **{"train.buckets": "exact"})
-    alone = experiment.run_single(single, tmp_path / f"alone_{summary['la']}")
+    alone = runner.run_single(single, tmp_path / f"alone_{summary['la']}")
     assert alone["program_group"]["cells"] == 1
     cell = tmp_path / "grid" / "cells" / f"la={summary['la']}"
     np.testing.assert_array_equal(_cell_scores(cell), _cell_scores(tmp_path / f"alone_{summary['la']}"))
@@ -139,16 +142,16 @@ def test_exact_buckets_run_a_la_grid_as_one_program_equal_to_separate_cells(tmp_
 def test_grid_of_datasets_shares_programs_and_resumes_a_group(tmp_path, adbench_dir):
   """Three files with 6, 8 and 6 features fall in one pow2 bucket (8 features); an
   interruption inside the group resumes from the group's checkpoint."""
-  grid = "dataset=38_thyroid|47_yeast|2_annthyroid"
-  config = tiny_config(num_seeds=2, grid=grid, data_dir=str(adbench_dir),
+  spec = "dataset=38_thyroid|47_yeast|2_annthyroid"
+  config = tiny_config(num_seeds=2, grid=spec, data_dir=str(adbench_dir),
                        **{"deepsad.num_epochs": 4, "train.chunk_epochs": 2})
-  cells = [experiment._Cell(c, tmp_path / "plan" / experiment._cell_name(o), None)
-           for o, c in experiment.runconfig.cells(config)]
+  cells = [runner._Cell(c, tmp_path / "plan" / grid.cell_name(o), None)
+           for o, c in grid.cells(config)]
   # thyroid (3772 rows -> 2640 train) and the others within one row class of 4x
   groups = grouping.plan_programs(cells)
   assert len(groups) < len(cells)
 
-  reference = experiment.run_grid(config, tmp_path / "reference")
+  reference = runner.run_grid(config, tmp_path / "reference")
   seen = []
 
   def interrupt(epoch, m):
@@ -156,12 +159,12 @@ def test_grid_of_datasets_shares_programs_and_resumes_a_group(tmp_path, adbench_
     if len(seen) == 2:
       raise KeyboardInterrupt
   with pytest.raises(KeyboardInterrupt):
-    experiment.run_grid(config, tmp_path / "resumed", on_chunk_end=interrupt)
-  resumed = experiment.run_grid(config, tmp_path / "resumed")
+    runner.run_grid(config, tmp_path / "resumed", on_chunk_end=interrupt)
+  resumed = runner.run_grid(config, tmp_path / "resumed")
   for a, b in zip(reference, resumed):
     assert a["grid"] == b["grid"] and a["program_group"] == b["program_group"]
     np.testing.assert_allclose(a["auroc"], b["auroc"], atol=1e-6)
-  again = experiment.run_grid(config, tmp_path / "resumed")
+  again = runner.run_grid(config, tmp_path / "resumed")
   assert all(r.get("reused") for r in again)
   rows = (tmp_path / "resumed" / "results.csv").read_text().splitlines()
   assert len(rows) == 1 + 3 * 2
@@ -173,20 +176,20 @@ def test_pow2_equals_exact_when_the_cell_is_its_own_bucket(tmp_path, adbench_dir
   for buckets in ("pow2", "exact"):
     config = tiny_config(dataset="47_yeast", data_dir=str(adbench_dir), num_seeds=2,
                          **{"train.buckets": buckets})
-    results[buckets] = experiment.run_single(config, tmp_path / buckets)
+    results[buckets] = runner.run_single(config, tmp_path / buckets)
     assert results[buckets]["program_group"]["features"] == 8
   np.testing.assert_array_equal(_cell_scores(tmp_path / "pow2"), _cell_scores(tmp_path / "exact"))
 
 
 def test_unknown_bucket_policy_is_a_clear_error(tmp_path):
   with pytest.raises(ValueError, match="buckets"):
-    experiment.run_single(tiny_config(**{"train.buckets": "fast"}), tmp_path)
+    runner.run_single(tiny_config(**{"train.buckets": "fast"}), tmp_path)
   assert not (tmp_path / "results.json").exists()
 
 
 def test_unknown_compile_effort_is_a_clear_error(tmp_path):
   with pytest.raises(ValueError, match=re.escape("train.compile='quick'; expected optimized | fast")):
-    experiment.run_single(tiny_config(**{"train.compile": "quick"}), tmp_path)
+    runner.run_single(tiny_config(**{"train.compile": "quick"}), tmp_path)
   assert not (tmp_path / "results.json").exists()
 
 
@@ -221,7 +224,7 @@ def test_grid_on_eight_replica_devices_equals_one_device(tmp_path):
 def test_plan_grid_groups_by_program_identity():
   """`la` and seeds share a program; anomaly_only changes the loss, hence the program."""
   config = tiny_config(num_seeds=2, grid="anomaly_only=False|True;la=0.1|0.05")
-  groups = experiment.plan_grid(config)
+  groups = runner.plan_grid(config)
   assert groups == [["anomaly_only=False,la=0.1", "anomaly_only=False,la=0.05"],
                     ["anomaly_only=True,la=0.1", "anomaly_only=True,la=0.05"]]
 
@@ -229,7 +232,7 @@ def test_plan_grid_groups_by_program_identity():
 def test_data_protocol_knobs_share_a_program():
   """`data.*` only chooses data (a robustness grid's contamination, noise, scaling)."""
   config = tiny_config(num_seeds=2, grid="data.label_contamination=0.0|0.1;la=0.1|0.05")
-  assert len(experiment.plan_grid(config)) == 1
+  assert len(runner.plan_grid(config)) == 1
 
 
 @pytest.mark.parametrize("name", ["deepsad", "devnet"])
@@ -242,10 +245,10 @@ def test_learning_rate_sweep_is_one_program_equal_to_separate_cells(tmp_path, na
   rates = {"deepsad": (1e-3, 3e-3), "devnet": (1e-3, 2e-4)}[name]
   config = tiny_config(method=name, num_seeds=2, **steps,
                        grid=f"{name}.learning_rate={rates[0]}|{rates[1]}")
-  summaries = experiment.run_grid(config, tmp_path / "grid")
+  summaries = runner.run_grid(config, tmp_path / "grid")
   assert [s["program_group"]["cells"] for s in summaries] == [2, 2]
   for summary, rate in zip(summaries, rates):
-    alone = experiment.run_single(
+    alone = runner.run_single(
         tiny_config(method=name, num_seeds=2, **steps, **{f"{name}.learning_rate": rate}),
         tmp_path / f"alone_{rate}")
     cell = tmp_path / "grid" / "cells" / f"{name}.learning_rate={rate}"
@@ -277,12 +280,12 @@ def test_run_hparam_sweep_is_one_program_equal_to_separate_cells(tmp_path, name,
                     "bgad.learning_rate": 1e-2}}[name]
   config = tiny_config(method=name, num_seeds=2, **steps,
                        grid=f"{name}.{field}={values[0]}|{values[1]}")
-  assert len(experiment.plan_grid(config)) == 1
-  summaries = experiment.run_grid(config, tmp_path / "grid")
+  assert len(runner.plan_grid(config)) == 1
+  summaries = runner.run_grid(config, tmp_path / "grid")
   assert [s["program_group"]["cells"] for s in summaries] == [2, 2]
   cells = [_cell_scores(tmp_path / "grid" / "cells" / f"{name}.{field}={v}") for v in values]
   for value, cell in zip(values, cells):
-    experiment.run_single(
+    runner.run_single(
         tiny_config(method=name, num_seeds=2, **steps, **{f"{name}.{field}": value}),
         tmp_path / f"alone_{value}")
     np.testing.assert_array_equal(cell, _cell_scores(tmp_path / f"alone_{value}"))
@@ -303,4 +306,5 @@ def test_learning_rate_of_a_non_proportional_schedule_stays_in_the_program():
   config = tiny_config(method="prenet", num_seeds=1,
                        grid="prenet.learning_rate=0.001|0.002",
                        **{"prenet.lr_schedule": "cosine", "prenet.cosine_eta_min": 1e-5})
-  assert len(experiment.plan_grid(config)) == 2
+  assert len(runner.plan_grid(config)) == 2
+

@@ -12,7 +12,9 @@ import tensorflow_datasets as tfds
 
 import ssadjax.data as data
 from experiments.configs import adbench
-from ssadjax import experiment, losses, methods, ops
+from ssadjax import losses, methods, ops
+from ssadjax import runconfig
+from experiments import runner
 from ssadjax.data import DatasetError, images, latent_classes
 from ssadjax.methods import clad
 from ssadjax.models import clad as models
@@ -347,7 +349,7 @@ def test_clad_traces_on_a_mocked_tfds_latent_task(tmp_path):
   """MNIST-sized shapes through the whole method without compiling it (eval_shape)."""
   config = clad_config("latent:tfds:mnist/cur", **{"data.tfds_dir": str(tmp_path)})
   with tfds.testing.mock_data(num_examples=400):
-    split = experiment.prepare_splits(config, [1])[0]
+    split = runconfig.prepare_splits(config, [1])[0]
   assert split.x_train.shape[1] == 784 and split.y_test.sum() > 0
   method = methods.build(config, 784, split.x_train.shape[0])
   train = methods.make_train_data(split.x_train, split.semi_labels)
@@ -431,12 +433,12 @@ def test_autoencoder_shapes():
 def test_clad_auroc_floor_on_the_digits_latent_scenario(tmp_path, adbench_dir):
   """Normal = digits {0, 3, 8}, anomalies = the other digits (clean training set), the
   reference epochs (compilation dominates; running them is cheap on ~375 rows).
-  Observed 0.85 for seed 1 (0.85 / 0.82 / 0.87 for seeds 1-3, docs/notes.md §15).
+  Observed 0.85 for seed 1 (0.85 / 0.82 / 0.87 for seeds 1-3, docs/methods/clad.md).
   Chance is 0.5; a flipped score gives about 0.15, and an under-trained classifier
   (40 instead of 100 epochs at lr 1e-4) gave 0.41."""
   pytest.importorskip("sklearn")
   config = clad_config(num_seeds=1, data_dir=str(adbench_dir),
                        **{"train.chunk_epochs": 100})
-  result = experiment.run_single(config, tmp_path)
+  result = runner.run_single(config, tmp_path)
   assert result["name"] == "clad" and result["num_labelled"] == 0
   assert result["auroc"][0] > 0.7, result["auroc"]

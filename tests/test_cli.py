@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 
+from experiments import grid
 from ssadjax import runconfig
 from ssadjax.data import embedded
 from tests.conftest import REPO_ROOT
@@ -63,7 +64,7 @@ def _other_config_workdir(root: pathlib.Path) -> pathlib.Path:
   from experiments.configs import default
   config = default.get_config()
   config.method = "devnet"
-  (workdir / "config.json").write_text(runconfig.config_json(config))
+  (workdir / "config.json").write_text(grid.config_json(config))
   return workdir
 
 
@@ -218,7 +219,7 @@ def test_la_float_is_a_ratio_int_a_count_through_the_grid():
   config = default.get_config()
   config.grid = "la=1.0|5|0.1"
   got = {}
-  for overrides, cell in runconfig.cells(config):
+  for overrides, cell in grid.cells(config):
     split = runconfig.prepare_splits(cell, [1])[0]
     got[repr(cell.la)] = (split.num_labelled, int(split.train_labels.sum()))
   n = got["1.0"][1]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from ssadjax import compilation_cache
+from ssadjax.host import compilation_cache
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssadjax import engine, hparams, methods
+from ssadjax import hparams, methods
+from ssadjax.host import engine
 from ssadjax.methods import deepsad
 from ssadjax.models import MLPAutoencoder, MLPDecoder, MLPEncoder
 from ssadjax.norm import NormPolicy

@@ -8,7 +8,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from experiments.configs import adbench as adbench_config
-from ssadjax import engine, experiment, hparams, losses, methods, optim
+from ssadjax import hparams, losses, methods, optim
+from experiments import runner
+from ssadjax.host import engine
 from ssadjax.methods import anoonly, devnet, samplers
 from ssadjax.norm import NormPolicy
 from ssadjax.models.devnet import DevNetScorer
@@ -240,6 +242,6 @@ def _cardio_config(adbench_dir, anomaly_only):
 @pytest.mark.parametrize("anomaly_only, floor", [(False, 0.90), (True, 0.90)])
 def test_cardio_auroc_floor(adbench_dir, tmp_path, anomaly_only, floor):
   # Observed (3 seeds): baseline 0.979, +AnoOnly 0.980; ADBench D10: 98.35.
-  results = experiment.run_single(_cardio_config(adbench_dir, anomaly_only), tmp_path)
+  results = runner.run_single(_cardio_config(adbench_dir, anomaly_only), tmp_path)
   assert results["steps"] == 1000
   assert results["auroc_mean"] > floor, results["auroc"]

@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssadjax import engine, methods, metrics
+from ssadjax import methods, metrics
+from ssadjax.host import engine
 from ssadjax.methods import samplers
 from tests.helpers import blobs, tiny_config
 

@@ -18,9 +18,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
 from experiments.configs import adbench
-from ssadjax import CLAD, DeepSAD, DeepSVDD, experiment, metrics
+from ssadjax import CLAD, DeepSAD, DeepSVDD, metrics
+from ssadjax import runconfig
+from experiments import runner
 from ssadjax.data import DatasetError, adbench_splits, load_npz, make_synthetic
-from ssadjax import engine, hparams, methods
+from ssadjax import hparams, methods
+from ssadjax.host import engine
 from ssadjax.estimators import DETECTORS, BaseDetector, default_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -58,6 +61,42 @@ def test_save_load_round_trip_gives_identical_scores(fitted, small_split, tmp_pa
   assert loaded.threshold_ == fitted.threshold_
   with pytest.raises(ValueError, match="holds a DeepSAD"):
     DeepSVDD.load(tmp_path / "det")
+
+
+def test_save_replaces_a_detector_whole_and_never_a_foreign_folder(fitted, small_split,
+                                                                    tmp_path, monkeypatch):
+  """A save that fails half-way leaves the detector saved before it whole and nothing
+  beside it; a folder holding other files is refused untouched; saving over a saved
+  detector replaces it."""
+  target = tmp_path / "det"
+  fitted.save(target)
+  before = sorted(p.relative_to(target) for p in target.rglob("*"))
+  expected = fitted.decision_function(small_split.x_test)
+
+  def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+  with monkeypatch.context() as m:
+    m.setattr(np, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+      fitted.save(target)
+  assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["det"]  # no staging folder left
+  np.testing.assert_array_equal(BaseDetector.load(target).decision_function(small_split.x_test),
+                                expected)
+
+  foreign = tmp_path / "home"
+  foreign.mkdir()
+  (foreign / "thesis.tex").write_text("keep me")
+  with pytest.raises(FileExistsError, match="not a saved detector"):
+    fitted.save(foreign)
+  assert [p.name for p in foreign.iterdir()] == ["thesis.tex"]
+
+  other = DeepSAD(num_epochs=1, batch_size=64, random_state=9).fit(
+      small_split.x_train, small_split.semi_labels)
+  other.save(target)
+  np.testing.assert_array_equal(BaseDetector.load(target).decision_function(small_split.x_test),
+                                other.decision_function(small_split.x_test))
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["det", "home"]
 
 
 def test_recomputed_statistics_are_applied_after_fit(small_split):
@@ -297,7 +336,7 @@ def _clad_latent_config():
 
 @pytest.fixture(scope="module")
 def clad_task():
-  return experiment.prepare_splits(_clad_latent_config(), [CLAD_SEED])[0]
+  return runconfig.prepare_splits(_clad_latent_config(), [CLAD_SEED])[0]
 
 
 @pytest.fixture(scope="module")
@@ -308,18 +347,18 @@ def clad_fitted(clad_task):
 
 @pytest.mark.slow
 def test_clad_same_scores_as_the_experiment_runner(clad_fitted, clad_task, tmp_path):
-  """The estimator (explicit image_shape) and experiment.run_single (image shape from the
+  """The estimator (explicit image_shape) and runner.run_single (image shape from the
   dataset name), same split, config and seed: the same scores. AUROC measured (2-core CPU
   box) with this budget: 0.820 for seed 1; seeds 1-10: 0.82 0.75 0.86 0.88 0.77 0.73 0.88
   0.81 0.72 0.75 (the reference budget: 0.85 for seed 1). Chance is 0.5 and a flipped score
   gives 1 - AUROC; the floor 0.65 stays below every seed measured."""
   scores = clad_fitted.decision_function(clad_task.x_test)
-  result = experiment.run_single(_clad_latent_config(), tmp_path)
+  result = runner.run_single(_clad_latent_config(), tmp_path)
   assert result["name"] == "clad" and result["num_labelled"] == 0
   assert result["num_train"] == clad_task.x_train.shape[0] == clad_fitted.num_train_
-  runner = np.load(tmp_path / "scores.npz")
-  np.testing.assert_array_equal(runner["labels"][0], clad_task.y_test)
-  np.testing.assert_allclose(scores, runner["scores"][0], rtol=1e-5, atol=1e-7)
+  stored = np.load(tmp_path / "scores.npz")
+  np.testing.assert_array_equal(stored["labels"][0], clad_task.y_test)
+  np.testing.assert_allclose(scores, stored["scores"][0], rtol=1e-5, atol=1e-7)
   auroc = metrics.auroc(clad_task.y_test, scores)
   assert auroc == pytest.approx(result["auroc"][0], abs=1e-9)
   assert auroc > 0.65, auroc

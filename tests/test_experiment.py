@@ -11,7 +11,8 @@ import pytest
 
 from experiments.configs import adbench as adbench_config
 from experiments.configs import default as default_config
-from ssadjax import experiment, workdir
+from experiments import grid
+from experiments import runner, workdir
 from tests.helpers import tiny_config
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def _synthetic_config(**overrides):
 
 
 def test_single_run_writes_result_files(tmp_path):
-  results = experiment.run_single(_synthetic_config(), tmp_path)
+  results = runner.run_single(_synthetic_config(), tmp_path)
   for name in ("config.json", "metrics.jsonl", "results.json", "scores.npz"):
     assert (tmp_path / name).exists(), name
   on_disk = json.loads((tmp_path / "results.json").read_text())
@@ -46,7 +47,7 @@ def test_single_run_writes_result_files(tmp_path):
 
 def test_single_run_writes_the_grid_files_too(tmp_path):
   """One output shape: a single run also writes results.csv and report.md."""
-  result = experiment.train_and_evaluate(_synthetic_config(), tmp_path)
+  result = runner.train_and_evaluate(_synthetic_config(), tmp_path)
   rows = (tmp_path / "results.csv").read_text().splitlines()
   assert rows[0].split(",") == list(workdir.RESULT_FIELDS)
   assert [r.split(",")[4] for r in rows[1:]] == ["1", "2"]  # one row per seed
@@ -57,16 +58,16 @@ def test_single_run_writes_the_grid_files_too(tmp_path):
 
 def test_resume_after_interruption_equals_uninterrupted(tmp_path):
   config = _synthetic_config()
-  reference = experiment.run_single(config, tmp_path / "reference")
+  reference = runner.run_single(config, tmp_path / "reference")
 
   def stop_after_first_chunk(epoch, metrics):
     if epoch == 2:
       raise Interrupted
 
   with pytest.raises(Interrupted):
-    experiment.run_single(config, tmp_path / "resumed", on_chunk_end=stop_after_first_chunk)
+    runner.run_single(config, tmp_path / "resumed", on_chunk_end=stop_after_first_chunk)
   assert not (tmp_path / "resumed" / "results.json").exists()
-  resumed = experiment.run_single(config, tmp_path / "resumed")
+  resumed = runner.run_single(config, tmp_path / "resumed")
   assert resumed["auroc"] == reference["auroc"] and resumed["auprc"] == reference["auprc"]
   a = np.load(tmp_path / "reference" / "scores.npz")
   b = np.load(tmp_path / "resumed" / "scores.npz")
@@ -82,27 +83,27 @@ def _curves(workdir):
 
 
 def test_workdir_with_a_different_config_is_refused(tmp_path):
-  experiment.run_single(_synthetic_config(), tmp_path)
+  runner.run_single(_synthetic_config(), tmp_path)
   before = (tmp_path / "results.json").read_text()
   with pytest.raises(ValueError, match="different config.*deepsad.eta"):
-    experiment.run_single(_synthetic_config(**{"deepsad.eta": 2.0}), tmp_path)
+    runner.run_single(_synthetic_config(**{"deepsad.eta": 2.0}), tmp_path)
   assert (tmp_path / "results.json").read_text() == before
 
 
 def test_parse_grid():
-  cells = experiment.parse_grid("dataset=6_cardio|CV_by_ResNet18/MVTec-AD_bottle;"
+  cells = grid.parse_grid("dataset=6_cardio|CV_by_ResNet18/MVTec-AD_bottle;"
                                 "anomaly_only=False|True")
   assert cells == [{"dataset": "6_cardio", "anomaly_only": False},
                    {"dataset": "6_cardio", "anomaly_only": True},
                    {"dataset": "CV_by_ResNet18/MVTec-AD_bottle", "anomaly_only": False},
                    {"dataset": "CV_by_ResNet18/MVTec-AD_bottle", "anomaly_only": True}]
   with pytest.raises(ValueError, match="key=v1"):
-    experiment.parse_grid("anomaly_only")
+    grid.parse_grid("anomaly_only")
 
 
 def test_grid_writes_csv_and_report(tmp_path):
   config = _synthetic_config(grid="anomaly_only=False|True")
-  summaries = experiment.train_and_evaluate(config, tmp_path)
+  summaries = runner.train_and_evaluate(config, tmp_path)
   assert [s["name"] for s in summaries] == ["deepsad", "deepsad+anoonly"]
   rows = (tmp_path / "results.csv").read_text().splitlines()
   assert len(rows) == 1 + 2 * 2
@@ -111,7 +112,7 @@ def test_grid_writes_csv_and_report(tmp_path):
 
 
 def test_parse_grid_concatenates_products_joined_by_plus():
-  cells = experiment.parse_grid("method=deepsad|devnet;la=0.01|1e+3 + method=funad;la=0.0")
+  cells = grid.parse_grid("method=deepsad|devnet;la=0.01|1e+3 + method=funad;la=0.0")
   assert cells == [{"method": "deepsad", "la": 0.01}, {"method": "deepsad", "la": 1000.0},
                    {"method": "devnet", "la": 0.01}, {"method": "devnet", "la": 1000.0},
                    {"method": "funad", "la": 0.0}]
@@ -128,23 +129,23 @@ def _fake_adbench(root, names):
 def test_dataset_patterns_expand_to_the_files_found(tmp_path):
   _fake_adbench(tmp_path, ["Classical/6_cardio", "Classical/2_annthyroid",
                            "CV_by_ResNet18/CIFAR10_0", "NLP_by_BERT/20news_3"])
-  cells = experiment.expand_dataset_patterns(
-      experiment.parse_grid("method=devnet;dataset=CV_by_ResNet18/*|NLP_by_BERT/*|6_cardio"),
+  cells = grid.expand_dataset_patterns(
+      grid.parse_grid("method=devnet;dataset=CV_by_ResNet18/*|NLP_by_BERT/*|6_cardio"),
       str(tmp_path))
   assert [c["dataset"] for c in cells] == ["CV_by_ResNet18/CIFAR10_0", "NLP_by_BERT/20news_3",
                                            "6_cardio"]
   assert all(c["method"] == "devnet" for c in cells)
-  cells = experiment.expand_dataset_patterns([{"dataset": "Classical/*"}], str(tmp_path))
+  cells = grid.expand_dataset_patterns([{"dataset": "Classical/*"}], str(tmp_path))
   assert [c["dataset"] for c in cells] == ["Classical/2_annthyroid", "Classical/6_cardio"]
   with pytest.raises(ValueError, match="matches no .npz file"):
-    experiment.expand_dataset_patterns([{"dataset": "CV_by_ViT/*"}], str(tmp_path))
+    grid.expand_dataset_patterns([{"dataset": "CV_by_ViT/*"}], str(tmp_path))
 
 
 def test_table_configs_cover_every_file_found(tmp_path):
   from experiments.configs import adbench_table, anoonly_table
   _fake_adbench(tmp_path, ["Classical/6_cardio", "Classical/2_annthyroid",
                            "CV_by_ResNet18/CIFAR10_0", "NLP_by_BERT/20news_3"])
-  expand = lambda c: experiment.expand_dataset_patterns(experiment.parse_grid(c.grid), str(tmp_path))
+  expand = lambda c: grid.expand_dataset_patterns(grid.parse_grid(c.grid), str(tmp_path))
   cells = expand(anoonly_table.get_config())
   assert len(cells) == 4 * 2 * 2  # methods x {baseline, AnoOnly} x CV/NLP files
   cells = expand(adbench_table.get_config("all"))
@@ -158,7 +159,7 @@ def test_table_configs_cover_every_file_found(tmp_path):
 def test_grid_union_writes_one_csv_with_every_column(tmp_path):
   config = _synthetic_config(grid="anomaly_only=False|True + method=deepsvdd")
   config.num_seeds = 1
-  experiment.train_and_evaluate(config, tmp_path)
+  runner.train_and_evaluate(config, tmp_path)
   rows = (tmp_path / "results.csv").read_text().splitlines()
   assert len(rows) == 1 + 3
   assert rows[-1].startswith("deepsvdd,False,synthetic")
@@ -182,7 +183,7 @@ def test_missing_data_dir_names_both_options(tmp_path, monkeypatch):
   monkeypatch.delenv("SSADJAX_DATA_DIR", raising=False)
   config = adbench_config.get_config()
   with pytest.raises(ValueError, match="(?s)data_dir.*SSADJAX_DATA_DIR"):
-    experiment.run_single(config, tmp_path)
+    runner.run_single(config, tmp_path)
 
 
 @pytest.mark.slow

@@ -10,7 +10,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from experiments.configs import adbench as adbench_config
-from ssadjax import engine, experiment, losses, methods
+from ssadjax import losses, methods
+from experiments import runner
+from ssadjax.host import engine
 from ssadjax.methods import feawad
 from ssadjax.models.feawad import FEAWADAutoencoder, FEAWADNet
 from tests.helpers import blobs, tiny_config
@@ -176,7 +178,7 @@ def test_pretraining_stage_is_checkpointed_logged_and_resumed(tmp_path):
       "feawad.pretrain_epochs": 3, "feawad.pretrain_steps_per_epoch": 2,
       "feawad.num_epochs": 2, "feawad.steps_per_epoch": 2, "feawad.batch_size": 32,
       "feawad.pretrain_batch_size": 32, "train.chunk_epochs": 2})
-  reference = experiment.run_single(config, tmp_path / "reference")
+  reference = runner.run_single(config, tmp_path / "reference")
   lines = [json.loads(l) for l in (tmp_path / "reference" / "metrics.jsonl").read_text().splitlines()]
   assert [(l.get("stage", "train"), l["epoch"]) for l in lines] == [
       ("pretrain", 1), ("pretrain", 2), ("pretrain", 3), ("train", 1), ("train", 2)]
@@ -187,9 +189,9 @@ def test_pretraining_stage_is_checkpointed_logged_and_resumed(tmp_path):
     seen.append((m.get("stage"), epoch))
     raise KeyboardInterrupt  # after the first chunk: inside pretraining
   with pytest.raises(KeyboardInterrupt):
-    experiment.run_single(config, tmp_path / "resumed", on_chunk_end=interrupt)
+    runner.run_single(config, tmp_path / "resumed", on_chunk_end=interrupt)
   assert seen == [("pretrain", 2)]
-  resumed = experiment.run_single(config, tmp_path / "resumed")
+  resumed = runner.run_single(config, tmp_path / "resumed")
   assert resumed["auroc"] == reference["auroc"]
 
 
@@ -289,6 +291,6 @@ def test_cardio_auroc_floor(adbench_dir, tmp_path, anomaly_only, floor):
   config.anomaly_only = anomaly_only
   config.data_dir = str(adbench_dir)
   config.num_seeds = 1
-  results = experiment.run_single(config, tmp_path)
+  results = runner.run_single(config, tmp_path)
   assert results["steps"] == 600
   assert results["auroc_mean"] > floor, results["auroc"]

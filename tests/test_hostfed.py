@@ -6,7 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from ssadjax import engine, hostfed, methods, metrics
+from ssadjax import methods, metrics
+from ssadjax.host import engine, hostfed
 from tests.helpers import blobs, tiny_config
 
 

@@ -9,7 +9,9 @@ import tensorflow_datasets as tfds
 
 import ssadjax.data as data
 from experiments.configs import common
-from ssadjax import experiment, methods
+from ssadjax import methods
+from ssadjax import runconfig
+from experiments import runner
 from ssadjax.data import DatasetError, adbench_splits, images
 from ssadjax.models import lenet
 from ssadjax.norm import NormPolicy
@@ -137,7 +139,7 @@ def test_images_keep_their_shape_and_scale_globally_by_default():
 def test_prepare_splits_flattens_images():
   pytest.importorskip("sklearn")
   config = tiny_config(dataset="sklearn:digits/0")
-  splits = experiment.prepare_splits(config, [1, 2])
+  splits = runconfig.prepare_splits(config, [1, 2])
   assert splits[0].x_train.shape == (700, 64) and splits[0].x_test.shape == (300, 64)
   assert splits[0].x_train.min() == 0.0 and splits[0].x_train.max() == 1.0
 
@@ -244,7 +246,7 @@ def test_deepsad_and_anoonly_run_on_digits(tmp_path):
     config = tiny_config(dataset="sklearn:digits/1", num_seeds=1, anomaly_only=anomaly_only,
                          **{"deepsad.num_epochs": 2})
     config.checkpoint.enabled = False
-    result = experiment.run_single(config, tmp_path / str(anomaly_only))
+    result = runner.run_single(config, tmp_path / str(anomaly_only))
     assert result["num_train"] == 700 and len(result["auroc"]) == 1
     assert result["name"] == ("deepsad+anoonly" if anomaly_only else "deepsad")
     assert all(0.0 <= a <= 1.0 for a in result["auroc"])
@@ -258,6 +260,6 @@ def test_deepsad_runs_on_a_mocked_tfds_image_set(tmp_path):
   config.data.tfds_dir = str(tmp_path / "tfds")
   config.checkpoint.enabled = False
   with tfds.testing.mock_data(num_examples=500):
-    result = experiment.run_single(config, tmp_path / "run")
+    result = runner.run_single(config, tmp_path / "run")
   assert result["num_train"] == 700  # up-sampled to 1000 rows, 70 % train
   assert 0.0 <= result["auroc"][0] <= 1.0

@@ -18,7 +18,7 @@ HEAVY = ("sklearn", "matplotlib", "orbax", "tensorflow_datasets", "tensorflow")
 
 STATEMENTS = [
     "import ssadjax",
-    "import ssadjax.engine",
+    "import ssadjax.host.engine",
     "import ssadjax.estimators",
     "from ssadjax import DeepSAD; DeepSAD(num_epochs=1).get_params()",
 ]
@@ -82,16 +82,47 @@ print("OK")
   assert out.returncode == 0 and out.stdout.strip().endswith("OK"), out.stderr[-2000:]
 
 
-def test_library_never_imports_the_application():
-  """ssadjax/ is the library, experiments/ the application: arrows run one way only."""
-  import pathlib
-  import re
-  root = pathlib.Path(__file__).resolve().parents[1] / "ssadjax"
-  offenders = [f"{path.relative_to(root.parent)}:{i}"
-               for path in root.rglob("*.py")
-               for i, line in enumerate(path.read_text().splitlines(), 1)
-               if re.match(r"\s*(from experiments\b|import experiments\b)", line)]
+# The library's layers, bottom up (docs/design.md): a module imports only its own layer and
+# those below it, so each folder can be read without the ones above it.
+LAYERS = {**dict.fromkeys(("losses", "metrics", "ops", "norm", "optim", "data", "hparams",
+                           "config", "runconfig"), 0),
+          "models": 1, "methods": 2, "program": 3, "host": 4, "estimators": 5}
+
+
+def _ssadjax_imports(path):
+  """(line, top-level ssadjax package) of every import in `path`, function bodies too."""
+  import ast
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+      names = ([f"{node.module}.{a.name}" for a in node.names]
+               if node.module == "ssadjax" else [node.module])
+    elif isinstance(node, ast.Import):
+      names = [a.name for a in node.names]
+    else:
+      continue
+    for name in names:
+      parts = name.split(".")
+      if parts[0] in ("ssadjax", "experiments") and (parts[0] == "experiments" or len(parts) > 1):
+        yield node.lineno, parts[0] if parts[0] == "experiments" else parts[1]
+
+
+def test_library_layers_import_downward_only_and_never_the_application():
+  """ssadjax/ is the library, experiments/ the application: arrows run one way only, and
+  inside the library from host/ to program/ to methods/ to models/ to the pure modules."""
+  root = REPO / "ssadjax"
+  offenders = []
+  for path in sorted(root.rglob("*.py")):
+    rel = path.relative_to(root)
+    own = rel.parts[0].removesuffix(".py")
+    if own == "__init__":
+      continue
+    for line, target in _ssadjax_imports(path):
+      if target == "experiments" or LAYERS[target] > LAYERS[own]:
+        offenders.append(f"ssadjax/{rel}:{line} imports {target}")
   assert offenders == []
+  # The check sees what it should: the grid runner (application) imports the host loop.
+  assert ("experiments" not in LAYERS and
+          {t for _, t in _ssadjax_imports(REPO / "experiments" / "runner.py")} >= {"host"})
 
 
 def test_method_factories_never_read_the_run_config():
@@ -154,7 +185,7 @@ def test_config_and_preflight_import_no_jax_and_each_default_lives_in_its_method
   """The config, its per-method sections and the command line's checks load without JAX;
   a method's defaults, presets and AnoOnly declaration are in ssadjax/hparams/<method>.py
   and nowhere else (ssadjax/config.py assembles the sections)."""
-  code = ("import sys\nimport ssadjax.config, ssadjax.runconfig, ssadjax.hparams\n"
+  code = ("import sys\nimport ssadjax.config, ssadjax.runconfig, ssadjax.hparams, experiments.grid\n"
           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'optax')))")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                        text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})

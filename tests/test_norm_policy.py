@@ -11,7 +11,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ssadjax import engine, experiment, methods, workdir
+from ssadjax import methods
+from experiments import grid
+from experiments import runner, workdir
+from ssadjax.host import engine
 from ssadjax.models.devnet import DevNetScorer
 from ssadjax.norm import Norm, NormPolicy, stats_mask
 from tests.helpers import blobs, tiny_config
@@ -442,14 +445,14 @@ def test_grid_presets_expand_to_several_fields():
   config = _config()
   config.grid_presets.policy = {"ref": "", "ln": "norm.kind=layer,norm.affine=False",
                                 "deep": "deepsad.hidden_dims=(8, 4),norm.placement=none"}
-  assert experiment.preset_overrides(config, "@policy", "ref") == []
-  assert experiment.preset_overrides(config, "@policy", "ln") == [("norm.kind", "layer"),
+  assert grid.preset_overrides(config, "@policy", "ref") == []
+  assert grid.preset_overrides(config, "@policy", "ln") == [("norm.kind", "layer"),
                                                                    ("norm.affine", False)]
-  assert experiment.preset_overrides(config, "@policy", "deep") == [
+  assert grid.preset_overrides(config, "@policy", "deep") == [
       ("deepsad.hidden_dims", (8, 4)), ("norm.placement", "none")]
-  assert experiment.preset_overrides(config, "la", 0.5) == [("la", 0.5)]
+  assert grid.preset_overrides(config, "la", 0.5) == [("la", 0.5)]
   with pytest.raises(ValueError, match="not defined in grid_presets.policy"):
-    experiment.preset_overrides(config, "@policy", "bn")
+    grid.preset_overrides(config, "@policy", "bn")
 
 
 def test_grid_with_a_preset_runs_and_writes_policy_columns(tmp_path):
@@ -457,7 +460,7 @@ def test_grid_with_a_preset_runs_and_writes_policy_columns(tmp_path):
   config.grid_presets.policy = {"ref": "", "ln": "norm.kind=layer"}
   config.grid = "@policy=ref|ln"
   config.checkpoint.enabled = False
-  experiment.run_grid(config, tmp_path)
+  runner.run_grid(config, tmp_path)
   with open(tmp_path / "results.csv") as f:
     rows = list(csv.DictReader(f))
   assert [r["policy"] for r in rows] == ["ref", "ref", "ln", "ln"]
@@ -520,20 +523,20 @@ def test_robustness_and_ablation_configs_build_valid_grids():
   from experiments.configs import bn_ablation, robustness
   for arg in ("smoke", "quick", "classical", "full"):
     config = bn_ablation.get_config(arg)
-    for cell in experiment.parse_grid(config.grid):
+    for cell in grid.parse_grid(config.grid):
       for key, value in cell.items():
-        for dotted, v in experiment.preset_overrides(config, key, value):
-          experiment._set(ml_collections.ConfigDict(config.to_dict()), dotted, v)
+        for dotted, v in grid.preset_overrides(config, key, value):
+          grid.set_field(ml_collections.ConfigDict(config.to_dict()), dotted, v)
   for knob in robustness.KNOBS:
     for variant in ("smoke", "quick", "full"):
       config = robustness.get_config(f"{knob},{variant}")
       assert config.plot.startswith("knob:")
-      cells = experiment.parse_grid(config.grid)
+      cells = grid.parse_grid(config.grid)
       assert len({str(c[config.plot[5:]]) for c in cells}) >= 2
       for cell in cells:
         cc = ml_collections.ConfigDict(config.to_dict())
         for key, value in cell.items():
-          experiment._set(cc, key, value)
+          grid.set_field(cc, key, value)
 
 
 @pytest.mark.slow
@@ -542,11 +545,11 @@ def test_bn_ablation_smoke_grid_runs_end_to_end(tmp_path):
   from experiments import plots
   from experiments.configs import bn_ablation
   config = bn_ablation.get_config("smoke")
-  experiment.train_and_evaluate(config, tmp_path)
+  runner.train_and_evaluate(config, tmp_path)
   png = plots.make(tmp_path, config.plot)
   with open(tmp_path / "results.csv") as f:
     rows = list(csv.DictReader(f))
-  cells = experiment.parse_grid(config.grid)
+  cells = grid.parse_grid(config.grid)
   assert len(rows) == len(cells) * config.num_seeds
   assert {r["policy"] for r in rows} == {"ref", "eval_recomp", "layer", "none"}
   assert all(0.0 <= float(r["auroc"]) <= 1.0 for r in rows)

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ssadjax import norm, parallel
+from ssadjax import norm
+from ssadjax.program import parallel
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

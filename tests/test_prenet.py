@@ -7,7 +7,8 @@ import optax
 import pytest
 
 from experiments.configs import adbench as adbench_config
-from ssadjax import experiment, hparams, losses, methods, optim
+from ssadjax import hparams, losses, methods, optim
+from experiments import runner
 from ssadjax.methods import base
 from ssadjax.methods import prenet as prenet_method
 from ssadjax.models.prenet import PReNet, PReNetFeatures
@@ -314,7 +315,7 @@ def test_score_through_method_ranks_toy_anomalies_first():
   data = base.make_train_data(x, semi)
   cfg = _config(num_epochs=5)
   method = methods.build(cfg, 4, x.shape[0])
-  from ssadjax import engine
+  from ssadjax.host import engine
   stacked = engine.stack_data([data])
   state, _ = engine.fit(method, stacked, [0])
   x_test = np.concatenate([rng.normal(0.0, 0.3, (40, 4)), rng.normal(3.0, 0.3, (10, 4))])
@@ -345,6 +346,6 @@ def test_cardio_end_to_end(adbench_dir, tmp_path, anomaly_only, floor):
   cfg.data_dir = str(adbench_dir)
   cfg.num_seeds = 2
   cfg.checkpoint.enabled = False
-  result = experiment.run_single(cfg, tmp_path)
+  result = runner.run_single(cfg, tmp_path)
   assert result["name"] == ("prenet+anoonly" if anomaly_only else "prenet")
   assert min(result["auroc"]) > floor, result["auroc"]

@@ -8,7 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from ssadjax import engine, grouping, methods, program_cache
+from ssadjax import methods
+from ssadjax.host import engine, grouping, program_cache
 from tests.helpers import blobs, tiny_config
 
 
@@ -96,6 +97,14 @@ def test_executable_cache_skips_compiling_and_gives_identical_models(tmp_path, w
   finally:
     program_cache.set_directory(None)
     engine.clear_program_cache()
+
+
+def test_stored_executables_are_keyed_by_every_source_file_of_the_package():
+  """A stored executable is invalid once any library file changes (a method's loss, a
+  model, the program), not only the host loop's own folder."""
+  names = {str(p.relative_to(program_cache._PACKAGE_ROOT)) for p in program_cache._source_files()}
+  assert {"methods/deepsad.py", "models/mlp.py", "losses.py", "program/train.py",
+          "host/engine.py"} <= names
 
 
 def test_float64_inputs_train_and_score_in_float32():

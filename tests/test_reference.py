@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from experiments import reference
-from ssadjax import experiment, metrics, workdir
+from ssadjax import metrics
+from ssadjax import runconfig
+from experiments import workdir
 
 FAKE_WORKER = """#!{python}
 import sys, numpy as np
@@ -63,7 +65,7 @@ def test_reference_rows_are_scored_on_our_splits(toy):
     header = reader.fieldnames
   assert header == list(workdir.RESULT_FIELDS) + ["implementation"]
   assert len(rows) == 4 and {r["implementation"] for r in rows} == {"reference"}
-  splits = experiment.prepare_splits(
+  splits = runconfig.prepare_splits(
       reference.split_config("Classical/toy", 0.1, str(tmp_path / "data")), [1, 2])
   for row in rows:
     split = splits[int(row["seed"]) - 1]

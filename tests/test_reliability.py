@@ -16,7 +16,9 @@ import numpy as np
 import optax
 import pytest
 
-from ssadjax import DeepSAD, engine, experiment, methods
+from ssadjax import DeepSAD, methods
+from experiments import runner
+from ssadjax.host import engine
 from ssadjax.data import DatasetError
 from tests.helpers import blobs, tiny_config
 
@@ -126,7 +128,7 @@ def test_bad_experiment_input_fails_clearly_and_writes_nothing(case, tmp_path):
   config = make(tmp_path / "data")
   workdir = tmp_path / "work"
   with pytest.raises((ValueError, DatasetError), match=match):
-    experiment.train_and_evaluate(config, workdir)
+    runner.train_and_evaluate(config, workdir)
   assert not workdir.exists()  # not even an empty folder
 
 
@@ -136,7 +138,7 @@ def test_unwritable_workdir(tmp_path):
   blocker = tmp_path / "a-file"
   blocker.write_text("")
   with pytest.raises(ValueError, match="not writable|not a directory"):
-    experiment.train_and_evaluate(_case_config(tmp_path / "data", dataset="good"),
+    runner.train_and_evaluate(_case_config(tmp_path / "data", dataset="good"),
                                   blocker / "work")
 
 
@@ -301,11 +303,11 @@ def test_grid_resumes_without_recomputing_finished_cells(tmp_path):
       raise KeyboardInterrupt
 
   with pytest.raises(KeyboardInterrupt):
-    experiment.train_and_evaluate(config, tmp_path, on_chunk_end=interrupt_in_second_cell)
+    runner.train_and_evaluate(config, tmp_path, on_chunk_end=interrupt_in_second_cell)
   first = tmp_path / "cells" / "anomaly_only=False" / "results.json"
   before = first.read_text()
   chunks.clear()
-  summaries = experiment.train_and_evaluate(config, tmp_path,
+  summaries = runner.train_and_evaluate(config, tmp_path,
                                             on_chunk_end=lambda e, m: chunks.append(e))
   assert first.read_text() == before
   assert chunks == [4]  # only the second cell's remaining chunk (epochs 3-4) ran
@@ -314,8 +316,8 @@ def test_grid_resumes_without_recomputing_finished_cells(tmp_path):
 
 def test_same_config_twice_gives_identical_results(tmp_path):
   config = tiny_config(dataset="synthetic", num_seeds=2)
-  a = experiment.run_single(config, tmp_path / "a")
-  b = experiment.run_single(config, tmp_path / "b")
+  a = runner.run_single(config, tmp_path / "a")
+  b = runner.run_single(config, tmp_path / "b")
   assert a["auroc"] == b["auroc"] and a["auprc"] == b["auprc"]
   np.testing.assert_array_equal(np.load(tmp_path / "a" / "scores.npz")["scores"],
                                 np.load(tmp_path / "b" / "scores.npz")["scores"])

@@ -19,7 +19,7 @@ policy_bars.png (grouped bars per family, error bars = std over seeds).
     --config.data_dir=../shared/data/adbench --workdir=W
 
 Policies (`@policy=...` in the grid; each one a bundle of `norm.*` overrides in
-`grid_presets.policy`, see ssadjax/experiment.py preset_overrides and ssadjax/norm.py):
+`grid_presets.policy`, see experiments/runner.py preset_overrides and ssadjax/norm.py):
 
   ref          the reference: BN as each reference / AnoOnly places it, all rows feed
                the statistics, running statistics at test time
@@ -104,7 +104,7 @@ def get_config(arg=None):
   elif variant == "classical":
     config.grid = grid(CLASSICAL, METHODS, list(POLICIES))
   elif variant == "quick":
-    # The run docs/notes.md §14 reports: 3 Classical datasets, Deep SAD and DevNet.
+    # The run docs/ablation.md reports: 3 Classical datasets, Deep SAD and DevNet.
     shorten(config, epochs=20, steps=20)
     config.grid = grid(("6_cardio", "31_satimage-2", "38_thyroid"), ["deepsad", "devnet"],
                        list(POLICIES))

@@ -11,7 +11,7 @@ protocol drops the unlabelled training anomalies), test split with both.
     --config.la=0.1 --config.grid="dataset=latent:sklearn:digits/cur|latent:sklearn:digits/str|latent:sklearn:digits/mix" \
     --workdir=W2
 
-Expected (docs/notes.md §15, 3 seeds): CLAD AUROC about 0.8-0.9, clearly above
+Expected (docs/methods/clad.md, 3 seeds): CLAD AUROC about 0.8-0.9, clearly above
 Deep SVDD on every scenario; a few minutes per cell on 2 busy CPU cores (mostly XLA
 compilation). TFDS MNIST works the same way with latent:tfds:mnist/cur once prepared.
 """

@@ -19,7 +19,7 @@ irrelevant           data.noise_ratio (noise_type=       0, .01, .05, .1, .25, .
                      irrelevant_features)
 
 Default variant: the four AnoOnly methods on four Classical datasets, 3 seeds, preset
-anoonly_paper; `,quick` (the runs of docs/notes.md §14): Deep SAD and DevNet on three
+anoonly_paper; `,quick` (the runs of docs/ablation.md): Deep SAD and DevNet on three
 Classical datasets with shorter training; `,smoke`: synthetic data, DevNet only, 3 knob values, 2 seeds.
 """
 

@@ -27,7 +27,7 @@ from ssadjax.data.adbench import load_npz
 from ssadjax.data.adbench import resolve_data_dir
 from ssadjax.data import embedded
 from ssadjax.data import images
-from ssadjax.data import latent_classes  # CLAD's latent multi-class tasks (docs/notes.md §15)
+from ssadjax.data import latent_classes  # CLAD's latent multi-class tasks (docs/methods/clad.md)
 from ssadjax.data import noise
 from ssadjax.data import realistic
 from ssadjax.data import tfds_adbench

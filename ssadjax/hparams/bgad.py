@@ -30,7 +30,7 @@ def section() -> ml_collections.ConfigDict:
   s.push_pull_weight = 1.0        # lambda
   # Preset-dependent (ssadjax/methods/bgad.py PRESETS): adbench / anoonly_paper: off, 1;
   # --config.preset=bgad_reference (the authors' MVTec script): on, 8.
-  s.focal_weighting = config_dict.placeholder(bool)  # off by default: 1/|u| blows up for u near 0 (notes)
+  s.focal_weighting = config_dict.placeholder(bool)  # off by default: 1/|u| blows up for u near 0 (docs/methods/bgad.md)
   s.batch_size = 128              # rows per step, labelled anomalies included
   s.anomalies_per_batch = 16      # labelled anomalies per batch (with replacement)
   s.learning_rate = 2e-4          # Adam

@@ -38,7 +38,7 @@ def section() -> ml_collections.ConfigDict:
   s.clipnorm = config_dict.placeholder(float)       # 1.0 | 0.0 (= none); per tensor
   s.use_reference_normalisation = config_dict.placeholder(bool)  # True | False (dev := phi)
   s.anomaly_term = config_dict.placeholder(str)          # hinge | abs (baseline)
-  s.anoonly_anomaly_term = config_dict.placeholder(str)  # linear | linear (anomaly_only; hinge collapses, see notes)
+  s.anoonly_anomaly_term = config_dict.placeholder(str)  # linear | linear (anomaly_only; hinge collapses, docs/methods/devnet.md)
   s.margin = 5.0
   s.num_reference = 5000        # N(0, 1) draws for the reference mean/std
   s.l2 = 0.01                   # Keras l2 on the hidden kernels, added to the loss

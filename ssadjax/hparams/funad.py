@@ -22,7 +22,7 @@ def section() -> ml_collections.ConfigDict:
   s.negative_slope = 0.2
   s.batch_size = 32
   s.num_epochs = 30              # reference 1500 (200 in code) on ~10 steps/epoch images
-  s.learning_rate = 1e-3         # reference 2e-5 underfits rows (notes); RMSprop, mom. 0.2
+  s.learning_rate = 1e-3         # reference 2e-5 underfits rows (docs/methods/funad.md); RMSprop, mom. 0.2
   s.rms_decay = 0.99
   s.rms_eps = 1e-8
   s.momentum = 0.2

@@ -89,7 +89,7 @@ class Sampler:
   `batch(epoch_state, step_in_epoch, key, data)` returns a dict with at least
   `x` and `semi_labels`. `shuffled_batch_size` is set only by `shuffled_sampler` (uniform
   shuffled batches of that size, one permutation per epoch): the one sampler that
-  `ssadjax.hostfed` can reproduce from host memory.
+  `ssadjax.host.hostfed` can reproduce from host memory.
   """
   begin_epoch: Callable[[jax.Array, TrainData], PyTree]
   batch: Callable[[PyTree, jax.Array, jax.Array, TrainData], dict]

@@ -33,11 +33,11 @@ labelled anomalies only, i.e. the anomaly push term lambda * L_a against the bou
 estimated from the unlabelled rows of the same batch, and the ML warm-up (a loss on
 unlabelled rows) is skipped unless `bgad.anoonly_ml_warmup` (declared in
 ssadjax/hparams/bgad.py). See
-docs/notes.md §13 for why this variant should be weak and what it measured.
+docs/methods/bgad.md for why this variant should be weak and what it measured.
 
 Presets (`cfg.preset`, ssadjax/hparams/bgad.py; any field set in `cfg.bgad` wins): `adbench` and
 `anoonly_paper` run 1 sub-epoch per meta-epoch without focal weighting (the defaults the
-docs/notes.md §13 table was measured with); `bgad_reference` is the authors' MVTec script
+docs/methods/bgad.md table was measured with); `bgad_reference` is the authors' MVTec script
 (`scripts.sh` + `config.py` of xcyao00/BGAD): 8 sub-epochs per meta-epoch and
 `--focal_weighting` (normal alpha 11.7, gamma 0.5 below u = -0.2; anomaly alpha 0.53,
 gamma 2 above u = -1; u = per-dimension log-likelihood / 10).

@@ -34,7 +34,7 @@ unlabelled rows only, so they do not reach the BatchNorm statistics either).
 AnoOnly is refused: its loss would keep only the labelled-anomaly terms, i.e. train the
 confidence classifier on anomalies alone (with pseudo-labels of normal sub-classes),
 which inverts what the confidence score measures; and with la = 0 there is nothing to
-keep. See docs/notes.md §15.
+keep. See docs/methods/clad.md.
 
 Reference-code oddities (the CLAD repository): its flip of AUROC < 0.5 to 1 - AUROC is
 not reproduced: the project's metrics are never flipped. `odin_epsilon_scale` defaults to

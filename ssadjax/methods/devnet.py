@@ -14,7 +14,7 @@ and the AnoOnly changes in ssadjax/hparams/devnet.py):
 * 'adbench': ADBench's DevNet: batch 512, lr 1e-3, clipnorm 1, standardised deviation,
   hinge max(0, a - dev) for anomalies; under AnoOnly the reference's linear a - dev
   (the hinge lets AnoOnly collapse: 43.5 AUROC on 30_satellite against 87.6, see
-  docs/notes.md §10).
+  docs/methods/devnet.md).
 * 'anoonly_paper': the AnoOnly copy: batch 64, lr 2e-4, no clipping, raw score
   (dev := phi), two-sided |a - phi| for anomalies in the baseline and the linear,
   unbounded a - phi under AnoOnly.

@@ -9,7 +9,7 @@ Two stages, both run by the engine (chunks, checkpoints, progress, divergence ch
    loss, best-training-loss epoch. Score: phi(x).
 Keras' Adam has epsilon 1e-7 (`adam_eps`).
 
-Reference-behaviour switches (docs/notes.md §10):
+Reference-behaviour switches (docs/methods/feawad.md):
 * `reconstruction_term='normalised_residual'` (default): the loss's
   reconstruction error is ||r / ||r|| || = 1, a constant, as in every reference;
   'residual' uses the real ||x - x_hat||.

@@ -25,7 +25,7 @@ state), with a scoring key kept as raw key data in `extras` (typed keys cannot b
 checkpointed). Because the head is linear, the x-dependent part of
 the score is (w_left + w_right) . psi(x) in every formula; the references only add a
 per-test-point offset (pure noise for the ranking when drawn per point, a constant when
-shared). See docs/notes.md §8.
+shared). See docs/methods/prenet.md.
 """
 
 import math

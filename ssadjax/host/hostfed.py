@@ -16,7 +16,8 @@ import time
 import jax
 import numpy as np
 
-from ssadjax import engine, methods
+from ssadjax import methods
+from ssadjax.host import engine
 from ssadjax.methods.base import Method, make_variables
 
 

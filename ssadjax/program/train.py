@@ -1,7 +1,7 @@
 """The pure training program of one run: its `TrainState`, one update (`train_step`), an
 epoch of in-graph batches (`run_epochs`), the epochs of a training stage
 (`run_stage_epochs`). Everything here is traceable and free of side effects; the engine
-(ssadjax/engine.py) vmaps it over runs, jits it, and runs the host loop around it.
+(ssadjax/host/engine.py) vmaps it over runs, jits it, and runs the host loop around it.
 """
 
 from typing import Any
@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ssadjax import parallel
+from ssadjax.program import parallel
 from ssadjax.methods.base import Method, TrainData, make_variables
 
 

@@ -63,12 +63,20 @@ def directory() -> pathlib.Path | None:
   return pathlib.Path(path)
 
 
+_PACKAGE_ROOT = pathlib.Path(__file__).resolve().parents[1]  # ssadjax/
+
+
+def _source_files() -> list[pathlib.Path]:
+  """Every source file of the package: a change to any of them (a method, a model, the
+  engine) may change a program, so it invalidates every stored executable."""
+  return sorted(_PACKAGE_ROOT.rglob("*.py"))
+
+
 @functools.lru_cache(maxsize=1)
 def _environment_digest() -> str:
   h = hashlib.sha256()
-  root = pathlib.Path(__file__).parent
-  for path in sorted(root.rglob("*.py")):
-    h.update(str(path.relative_to(root)).encode())
+  for path in _source_files():
+    h.update(str(path.relative_to(_PACKAGE_ROOT)).encode())
     h.update(path.read_bytes())
   import jaxlib
   h.update(f"{jax.__version__} {jaxlib.__version__}".encode())

@@ -1,9 +1,9 @@
 """The host loop around the training program: runs vmapped over a run axis, one compiled
-program per group (from ssadjax.program_cache), chunked dispatch with checkpoints,
+program per group (from ssadjax.host.program_cache), chunked dispatch with checkpoints,
 progress and divergence checks between chunks, scoring.
 
 The pure program of one run (TrainState, train_step, run_epochs, run_stage_epochs) is
-ssadjax/program.py, re-exported here. A whole chunk of epochs for every run of a group
+ssadjax/program/train.py, re-exported here. A whole chunk of epochs for every run of a group
 is one compiled call; the host loop only dispatches chunks, logs, saves and reports.
 """
 
@@ -16,15 +16,15 @@ import jax.numpy as jnp
 import numpy as np
 import logging
 
-from ssadjax import checkpoint as ckpt
-from ssadjax import parallel
-from ssadjax import program_cache
+from ssadjax.host import checkpoint as ckpt
+from ssadjax.program import parallel
+from ssadjax.host import program_cache
 from ssadjax.methods.base import Method, TrainData, make_variables
-from ssadjax.program import (TrainState, create_train_state, data_kwargs, initialise,
+from ssadjax.program.train import (TrainState, create_train_state, data_kwargs, initialise,
                              recomputed_stats, run_epochs, run_stage_epochs, seed_keys,
                              train_step)
-from ssadjax.program_cache import COMPILE_OPTIONS, program_stats
-from ssadjax.program_cache import clear as clear_program_cache
+from ssadjax.host.program_cache import COMPILE_OPTIONS, program_stats
+from ssadjax.host.program_cache import clear as clear_program_cache
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ program is keyed by and what triggers a recompile.
 import json
 
 from ssadjax import data as data_lib
-from ssadjax import program_cache
+from ssadjax.host import program_cache
 
 # Config fields that never reach `methods.build` (they choose data, seeds, files and the
 # host loop; `data` holds the data protocol: contamination, noise, scaling); everything
@@ -21,7 +21,7 @@ def program_key(config, input_dim: int, num_train: int, *, run_data=()) -> str:
   config without the fields of `_NOT_IN_PROGRAM`, the dataset only through the image
   shape its name implies (the one thing methods read from it), and the build arguments.
   Cells, seed groups and reruns with equal keys and shapes reuse one compiled program
-  (ssadjax.program_cache). `run_data`: fields of the method's section that are run data, not
+  (ssadjax.host.program_cache). `run_data`: fields of the method's section that are run data, not
   program (`run_data_fields`), left out so that cells differing in them share a key."""
   c = {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_PROGRAM}
   if run_data:
@@ -45,7 +45,7 @@ def program_counts() -> dict:
 def program_delta(before: dict, after: dict) -> dict:
   """Programs obtained between two `program_counts`, by origin: compiled by XLA, taken
   from JAX's persistent compilation cache, reused from memory or loaded from disk
-  (ssadjax.program_cache). JAX's cache also serves small host-side jits, hence the
+  (ssadjax.host.program_cache). JAX's cache also serves small host-side jits, hence the
   clamp to the engine's own count."""
   built = after["compiles"] - before["compiles"]
   from_cache = min(built, after["jax_cache_hits"] - before["jax_cache_hits"])

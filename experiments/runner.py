@@ -1,6 +1,6 @@
 """One experiment (or a grid of them) from a config to result files in a workdir: cells
-checked and split before anything is written, grouped into programs (ssadjax/grouping.py),
-trained group by group by the engine, each cell's files written (ssadjax/workdir.py).
+checked and split before anything is written, grouped into programs (ssadjax/host/grouping.py),
+trained group by group by the engine, each cell's files written (experiments/workdir.py).
 """
 
 import hashlib
@@ -12,14 +12,14 @@ import ml_collections
 import numpy as np
 import logging
 
-from ssadjax import engine, methods, metrics, parallel, runconfig
-from ssadjax.grouping import (bucket, bucket_size, plan_programs, program_counts, program_delta,
+from ssadjax import methods, metrics, runconfig
+from ssadjax.host import engine
+from ssadjax.program import parallel
+from ssadjax.host.grouping import (bucket, bucket_size, plan_programs, program_counts, program_delta,
                               program_key)
-from ssadjax.workdir import (MetricsLog, atomic_write_npz, atomic_write_text, claim, finished,
-                             versions, write_results)
-# Numpy-only parts (also run by the command line before JAX loads), re-exported here.
-from ssadjax.runconfig import (expand_dataset_patterns, parse_grid, prepare_splits,
-                               preset_overrides)
+from experiments import grid
+from experiments.workdir import MetricsLog, claim, finished, versions, write_results
+from ssadjax.host.files import atomic_write_npz, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class _Cell:
     self.layout = parallel.make_layout(config.parallel.data, config.parallel.replica)
     self.method_config = _resolve_for_layout(config, self.layout)
     # Bad data and bad hyper-parameters fail here, before anything is written.
-    self.splits = splits if splits is not None else prepare_splits(config, self.seeds)
+    self.splits = splits if splits is not None else runconfig.prepare_splits(config, self.seeds)
     _check_method(self.method_config, self.splits[0], self.layout)
     self.datas = []
     for split in self.splits:
@@ -242,26 +242,24 @@ def run_single(config, workdir, *, on_chunk_end=None, splits=None) -> dict:
   return run_cells([(config, workdir, splits)], workdir, on_chunk_end=on_chunk_end)[0]
 
 
-_cell_name = runconfig.cell_name
-_set = runconfig.set_field
 
 
 def plan_grid(config) -> list[list[str]]:
   """The cells of each program group `run_grid(config, ...)` would train, by cell name
   (data is loaded and checked; nothing is written, traced or compiled). Each group
   compiles one program (initialise, train a chunk, score)."""
-  cells = runconfig.cells(config)
-  prepared = [_Cell(c, pathlib.Path(_cell_name(o)), None) for o, c in cells]
-  return [[_cell_name(cells[i][0]) for i in group] for group in plan_programs(prepared)]
+  cells = grid.cells(config)
+  prepared = [_Cell(c, pathlib.Path(grid.cell_name(o)), None) for o, c in cells]
+  return [[grid.cell_name(cells[i][0]) for i in group] for group in plan_programs(prepared)]
 
 
 def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
   """Every cell of the grid, cells grouped into as few programs as their methods and
   shapes allow (`plan_programs`); each cell keeps its own folder and files."""
   workdir = pathlib.Path(workdir)
-  cells = runconfig.cells(config)
+  cells = grid.cells(config)
   claim(config, workdir)
-  results = run_cells([(cell_config, workdir / "cells" / _cell_name(overrides), None)
+  results = run_cells([(cell_config, workdir / "cells" / grid.cell_name(overrides), None)
                        for overrides, cell_config in cells], workdir,
                       on_chunk_end=on_chunk_end)
   summaries = [{**r, "grid": dict(overrides)} for r, (overrides, _) in zip(results, cells)]
@@ -272,7 +270,7 @@ def run_grid(config, workdir, *, on_chunk_end=None) -> list[dict]:
 def train_and_evaluate(config, workdir, *, on_chunk_end=None, splits=None):
   """Runs `config` (a grid if `config.grid` is set) and returns its result dict(s); both
   write results.csv and report.md into `workdir`. `splits`: see `run_single`."""
-  if runconfig.is_grid(config):
+  if grid.is_grid(config):
     return run_grid(config, workdir, on_chunk_end=on_chunk_end)
   result = run_single(config, workdir, on_chunk_end=on_chunk_end, splits=splits)
   write_results(workdir, [result])

@@ -1,8 +1,7 @@
-"""A run's folder and the files in it: the claim on the workdir (config.json), atomic
-writes (temporary name + rename: an interrupted run never leaves a half-written file),
+"""A run's folder and the files in it: the claim on the workdir (config.json),
 metrics.jsonl, results.csv and report.md, and the reuse of a finished run's results.
 
-Files written (design.md): config.json, metrics.jsonl, checkpoints/, results.json,
+Files written: config.json, metrics.jsonl, checkpoints/, results.json,
 scores.npz, and for every run (single or grid) results.csv (one row per seed and cell) and
 report.md (the table `format_table` prints); a grid has one sub-folder per cell.
 """
@@ -12,37 +11,17 @@ import importlib.metadata
 import io
 import json
 import logging
-import os
 import pathlib
 
-import numpy as np
 
-from ssadjax import parallel, runconfig
+from experiments import grid
+from ssadjax.host.files import atomic_write_text
+from ssadjax.program import parallel
 
 log = logging.getLogger(__name__)
 
 RESULT_FIELDS = ("method", "anomaly_only", "dataset", "la", "seed", "auroc", "auprc",
                  "train_seconds", "compile_seconds", "steps", "devices")
-
-
-def atomic_write_bytes(path, payload: bytes) -> None:
-  """Temporary file + rename; only the main process writes in a multi-process run."""
-  if not parallel.is_main_process():
-    return
-  path = pathlib.Path(path)
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_bytes(payload)
-  os.replace(tmp, path)
-
-
-def atomic_write_text(path, text: str) -> None:
-  atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_npz(path, **arrays) -> None:
-  buffer = io.BytesIO()
-  np.savez(buffer, **arrays)
-  atomic_write_bytes(path, buffer.getvalue())
 
 
 def versions() -> dict:
@@ -56,16 +35,16 @@ def versions() -> dict:
 
 
 def claim(config, workdir: pathlib.Path) -> None:
-  """Checks the workdir (runconfig.check_workdir: it must hold this experiment or
+  """Checks the workdir (grid.check_workdir: it must hold this experiment or
   nothing), creates it, then writes config.json (once)."""
-  if runconfig.check_workdir(config, workdir) or not parallel.is_main_process():
+  if grid.check_workdir(config, workdir) or not parallel.is_main_process():
     return
   try:
     workdir.mkdir(parents=True, exist_ok=True)
   except OSError as e:
     raise ValueError(f"workdir {workdir} cannot be created ({e}); choose another "
                      "--workdir") from e
-  atomic_write_text(workdir / "config.json", runconfig.config_json(config))
+  atomic_write_text(workdir / "config.json", grid.config_json(config))
 
 
 class MetricsLog:
@@ -107,7 +86,7 @@ class MetricsLog:
 def finished(config, workdir):
   """The results of a finished run in `workdir` (same config, checked), else None."""
   workdir = pathlib.Path(workdir)
-  runconfig.check_workdir(config, workdir)
+  grid.check_workdir(config, workdir)
   if (workdir / "results.json").exists():
     log.info("%s already finished; reusing its results.json", workdir)
     # "reused" (never written) tells callers that nothing ran in this process.
