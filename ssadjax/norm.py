@@ -14,7 +14,8 @@ statistics. To ablate it, these choices are explicit rather than buried in a mod
   momentum 0 replaces the running statistics by the exact statistics of that set; the
   scoring itself is then an eval-mode pass: `engine.recompute_batch_stats`).
 * `momentum`: Flax momentum = 1 - PyTorch momentum; None keeps the model's reference
-  value (0.9 for the PyTorch references, 0.99 for Keras ones).
+  value (0.9 for the PyTorch references, 0.99 for Keras ones). In the engine it is run
+  data, not part of the program (`run_momentum`): runs of one program may differ in it.
 * `sync`: True (default) computes batch statistics over the whole global batch, however
   many devices it is sharded over. False gives per-device statistics: the batch is split
   into `groups` equal, contiguous row groups (the shards of the 'data' axis, so each
@@ -34,6 +35,8 @@ statistics. To ablate it, these choices are explicit rather than buried in a mod
   norms: on); True / False force a learnable scale and shift on or off.
 """
 
+import contextlib
+import contextvars
 import dataclasses
 from typing import Any
 
@@ -122,11 +125,36 @@ def stats_mask(policy: NormPolicy, semi_labels: jax.Array) -> jax.Array | None:
   return mask[:, None]
 
 
+_RUN_MOMENTUM = contextvars.ContextVar("ssadjax_run_momentum", default=None)
+
+
+@contextlib.contextmanager
+def run_momentum(momentum):
+  """While tracing the block, every train-mode BatchNorm of a `Norm` moves its running
+  statistics with `momentum` (a float32 scalar, traced: the run's `norm.momentum`) instead
+  of its static one. None: no effect.
+
+  The engine opens it around each training step and stage (ssadjax/program/train.py), so
+  that a momentum sweep is one compiled program whose runs carry their own value (the
+  static `NormPolicy.momentum` would make each value a program of its own). The value is
+  explicit run data (`extras['hparams']['norm.momentum']`); the block only routes it to the
+  layers without threading it through every model's call signature. The statistics it
+  blends are the batch's mean and (two-pass) variance, `group_moments`: equal to the
+  layer's own to float rounding.
+  """
+  token = _RUN_MOMENTUM.set(momentum)
+  try:
+    yield
+  finally:
+    _RUN_MOMENTUM.reset(token)
+
+
 class Norm(nn.Module):
   """BatchNorm / LayerNorm / identity chosen by the policy.
 
   `epsilon`, `affine` and `momentum` are the reference architecture's values; the
-  policy's momentum overrides the latter when set.
+  policy's momentum overrides the latter when set, and the run's momentum (`run_momentum`)
+  overrides both while training inside the engine.
   """
   policy: NormPolicy
   epsilon: float = 1e-5
@@ -142,12 +170,55 @@ class Norm(nn.Module):
                           use_scale=self.affine)(x)
     momentum = self.momentum if self.policy.momentum is None else self.policy.momentum
     if self.policy.groups > 1:
-      return GroupedBatchNorm(groups=self.policy.groups, use_running_average=not train,
-                              momentum=momentum, epsilon=self.epsilon,
-                              affine=self.affine, name="BatchNorm_0")(x, mask=mask)
-    return nn.BatchNorm(use_running_average=not train, momentum=momentum,
-                        epsilon=self.epsilon, use_bias=self.affine,
-                        use_scale=self.affine)(x, mask=mask)
+      batch_norm = GroupedBatchNorm(groups=self.policy.groups, use_running_average=not train,
+                                    momentum=momentum, epsilon=self.epsilon,
+                                    affine=self.affine, name="BatchNorm_0")
+    else:
+      batch_norm = nn.BatchNorm(use_running_average=not train, momentum=momentum,
+                                epsilon=self.epsilon, use_bias=self.affine,
+                                use_scale=self.affine, name="BatchNorm_0")
+    run_value = _RUN_MOMENTUM.get()
+    if (run_value is None or not train or self.is_initializing()
+        or not self.is_mutable_collection("batch_stats")):
+      return batch_norm(x, mask=mask)
+    # The statistics before this call (arrays: the live dict changes with the call).
+    before = dict(self.variables["batch_stats"]["BatchNorm_0"])
+    y = batch_norm(x, mask=mask)
+    # The layer's own update (static momentum) is replaced, so XLA drops it.
+    group_mean, group_var = group_moments(x, self.policy.groups, mask)
+    for name, value in (("mean", group_mean), ("var", group_var)):
+      batch_norm.put_variable("batch_stats", name, run_value * before[name]
+                              + (1 - run_value) * jnp.mean(value, axis=0))
+    return y
+
+
+def group_moments(x, groups: int, mask=None):
+  """Per-group batch mean and variance `[groups, features]` of `x` (`[batch, ...,
+  features]`) over `groups` equal, contiguous row groups, counting the rows `mask`
+  selects (a group without any falls back to all of its rows)."""
+  _, group_mean, group_var = _grouped_moments(x, groups, mask)
+  return group_mean.reshape(groups, -1), group_var.reshape(groups, -1)
+
+
+def _grouped_moments(x, groups: int, mask=None):
+  """(x as `[groups, rows, ..., features]`, its per-group mean and variance with the
+  reduced axes kept)."""
+  batch = x.shape[0]
+  if batch % groups:
+    raise ValueError(f"per-device BatchNorm: batch of {batch} rows does not split into "
+                     f"{groups} equal groups (norm.stat_groups / parallel.data)")
+  grouped = x.reshape((groups, batch // groups) + x.shape[1:])
+  axes = tuple(range(1, grouped.ndim - 1))
+  where = None
+  if mask is not None:
+    where = jnp.broadcast_to(mask, x.shape).reshape(grouped.shape)
+    # A group without any selected row falls back to all of its rows.
+    has_rows = jnp.any(where, axis=tuple(range(1, grouped.ndim)), keepdims=True)
+    where = jnp.where(has_rows, where, True)
+  group_mean = jnp.mean(grouped, axis=axes, keepdims=True, where=where)
+  group_var = jnp.mean(jnp.square(grouped - group_mean), axis=axes, keepdims=True,
+                       where=where)
+  return grouped, group_mean, group_var
 
 
 class GroupedBatchNorm(nn.Module):
@@ -170,21 +241,8 @@ class GroupedBatchNorm(nn.Module):
     if self.use_running_average:
       y = (x - ra_mean.value) * jax.lax.rsqrt(ra_var.value + self.epsilon)
     else:
-      batch = x.shape[0]
-      if batch % self.groups:
-        raise ValueError(f"per-device BatchNorm: batch of {batch} rows does not split into "
-                         f"{self.groups} equal groups (norm.stat_groups / parallel.data)")
-      grouped = x.reshape((self.groups, batch // self.groups) + x.shape[1:])
+      grouped, group_mean, group_var = _grouped_moments(x, self.groups, mask)
       axes = tuple(range(1, grouped.ndim - 1))
-      where = None
-      if mask is not None:
-        where = jnp.broadcast_to(mask, x.shape).reshape(grouped.shape)
-        # A group without any selected row falls back to all of its rows.
-        has_rows = jnp.any(where, axis=tuple(range(1, grouped.ndim)), keepdims=True)
-        where = jnp.where(has_rows, where, True)
-      group_mean = jnp.mean(grouped, axis=axes, keepdims=True, where=where)
-      group_var = jnp.mean(jnp.square(grouped - group_mean), axis=axes, keepdims=True,
-                           where=where)
       if not self.is_initializing():
         ra_mean.value = (self.momentum * ra_mean.value
                          + (1 - self.momentum) * jnp.mean(group_mean, axis=axes + (0,)))

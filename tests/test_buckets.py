@@ -14,11 +14,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ssadjax import data as data_lib
 from ssadjax import methods, metrics
 from experiments import grid
 from experiments import runner
 from ssadjax.host import engine, grouping
-from ssadjax.methods import base, samplers
+from ssadjax.methods import anoonly, base, samplers
+from ssadjax.norm import NormPolicy
 from tests.helpers import blobs, tiny_config
 
 # Every method that pads (Method.pad_rows and pad_features), at a few steps.
@@ -308,3 +310,71 @@ def test_learning_rate_of_a_non_proportional_schedule_stays_in_the_program():
                        **{"prenet.lr_schedule": "cosine", "prenet.cosine_eta_min": 1e-5})
   assert len(runner.plan_grid(config)) == 2
 
+
+@pytest.mark.parametrize("name,steps", [
+    ("deepsad", {"deepsad.num_epochs": 4}),
+    # AnoOnly's PReNet normalises both sides of a pair with one norm: two updates per step.
+    ("prenet", {"anomaly_only": True, "prenet.num_epochs": 2, "prenet.steps_per_epoch": 5}),
+    # per-device statistics (two row groups): the grouped layer takes the run's momentum too
+    ("devnet", {"anomaly_only": True, "devnet.num_epochs": 2, "devnet.steps_per_epoch": 5,
+                "norm.sync": False, "norm.stat_groups": 2})])
+def test_batchnorm_momentum_sweep_is_one_program_equal_to_separate_cells(tmp_path, name,
+                                                                         steps):
+  """norm.momentum is run data (norm.run_momentum): a sweep trains as one program, every
+  cell bit-identical to running alone, and the momenta really differ in effect."""
+  values = (0.5, 0.0)
+  config = tiny_config(method=name, num_seeds=2, **steps,
+                       grid=f"norm.momentum={values[0]}|{values[1]}")
+  assert len(runner.plan_grid(config)) == 1
+  summaries = runner.run_grid(config, tmp_path / "grid")
+  assert [s["program_group"]["cells"] for s in summaries] == [2, 2]
+  cells = [_cell_scores(tmp_path / "grid" / "cells" / f"norm.momentum={v}") for v in values]
+  for value, cell in zip(values, cells):
+    runner.run_single(tiny_config(method=name, num_seeds=2, **steps, **{"norm.momentum": value}),
+                      tmp_path / f"alone_{value}")
+    np.testing.assert_array_equal(cell, _cell_scores(tmp_path / f"alone_{value}"))
+  assert not np.allclose(cells[0], cells[1], rtol=1e-3)
+
+
+@pytest.mark.parametrize("name,steps", [
+    ("deepsad", {"deepsad.num_epochs": 3}),
+    ("prenet", {"anomaly_only": True, "prenet.num_epochs": 2, "prenet.steps_per_epoch": 5}),
+    ("devnet", {"anomaly_only": True, "devnet.num_epochs": 2, "devnet.steps_per_epoch": 5,
+                "norm.sync": False, "norm.stat_groups": 2})])
+def test_run_momentum_matches_the_static_momentum_of_the_layers(name, steps):
+  """A set momentum is run data and moves the running statistics as layers built with that
+  static momentum do (equal up to float rounding: the blended statistics are two-pass);
+  unset, the method is built exactly as before, each layer with its own momentum."""
+  x, _, semi = blobs()
+  data = engine.stack_data([methods.make_train_data(x, semi)])
+
+  def fit(config, static: bool):
+    if not static:
+      method = methods.build(config, x.shape[1], x.shape[0])
+    else:  # the factory with the policy as configured: momentum baked into the layers
+      entry = methods.REGISTRY[name]
+      factory = entry.make
+      if config.anomaly_only:
+        factory = anoonly.anomaly_only(factory, entry.anoonly_changes,
+                                       empty_batch=config.anoonly.empty_batch)
+      method = factory(entry.hparams(config), NormPolicy.from_config(config.norm),
+                       x.shape[1], x.shape[0], image_shape=data_lib.feature_shape(config.dataset))
+    state, scores, _ = engine.fit_and_score(method, data, [1], x[None])
+    return method, jax.tree.leaves(state.batch_stats), scores
+
+  reference = tiny_config(method=name, **steps)
+  method, stats_unset, _ = fit(reference, static=False)
+  assert "norm.momentum" not in method.run_hparams and stats_unset
+
+  half = tiny_config(method=name, **steps, **{"norm.momentum": 0.5})
+  _, stats_static, scores_static = fit(half, static=True)
+  method, stats_run, scores_run = fit(half, static=False)
+  assert method.run_hparams["norm.momentum"] == 0.5
+  for a, b in zip(stats_static, stats_run):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(scores_static, scores_run, rtol=1e-4, atol=1e-5)
+  # the momentum matters: 0.5 is not the reference's
+  assert not all(np.allclose(a, b, rtol=1e-3) for a, b in zip(stats_unset, stats_run))
+  # unset and set momenta are separate programs; set ones share one
+  assert len(runner.plan_grid(tiny_config(method=name, **steps,
+                                          grid="norm.momentum=None|0.5|0.0"))) == 2

@@ -21,11 +21,17 @@ def program_key(config, input_dim: int, num_train: int, *, run_data=()) -> str:
   config without the fields of `_NOT_IN_PROGRAM`, the dataset only through the image
   shape its name implies (the one thing methods read from it), and the build arguments.
   Cells, seed groups and reruns with equal keys and shapes reuse one compiled program
-  (ssadjax.host.program_cache). `run_data`: fields of the method's section that are run data, not
-  program (`run_data_fields`), left out so that cells differing in them share a key."""
+  (ssadjax.host.program_cache). `run_data`: the config fields that are run data, not
+  program (`run_data_fields`): a plain name is a field of the method's section, a dotted
+  one a path from the root (norm.momentum); they are replaced by a marker so that cells
+  differing in them share a key (and not the key of a cell where the field is program)."""
   c = {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_PROGRAM}
-  if run_data:
-    c[config.method] = {**c[config.method], **{name: None for name in run_data}}
+  for name in run_data:
+    *parents, field = name.split(".") if "." in name else (config.method, name)
+    node = c
+    for parent in parents:
+      node[parent] = node = dict(node[parent])
+    node[field] = "<run data>"
   c["dataset"] = str(data_lib.feature_shape(c.pop("dataset", "") or ""))
   return json.dumps([c, input_dim, num_train], sort_keys=True, default=repr)
 

@@ -65,15 +65,35 @@ assert ({name for name, entry in REGISTRY.items() if entry.anoonly_changes is No
 
 
 def build(cfg, input_dim: int, num_train: int) -> Method:
-  """The method named by `cfg.method`, transformed by AnoOnly if `cfg.anomaly_only`."""
+  """The method named by `cfg.method`, transformed by AnoOnly if `cfg.anomaly_only`.
+
+  A BatchNorm momentum that is set (`norm.momentum`) is run data: the models are built
+  with their reference momenta and the run carries the value as the run hyper-parameter
+  'norm.momentum', which the engine applies while training (`norm.run_momentum`), so a
+  sweep over momenta is one program. Unset, each layer keeps its reference momentum in
+  the program, exactly as before.
+  """
   runconfig.check_method(cfg)
   entry = REGISTRY[cfg.method]
   factory = entry.make
   if cfg.anomaly_only:
     factory = anoonly.anomaly_only(factory, entry.anoonly_changes,
                                    empty_batch=cfg.anoonly.empty_batch)
-  return factory(entry.hparams(cfg), NormPolicy.from_config(cfg.norm), input_dim,
-                 num_train, image_shape=data_lib.feature_shape(cfg.get("dataset", "") or ""))
+  policy = NormPolicy.from_config(cfg.norm)
+  run_momentum = policy.kind == "batch" and policy.momentum is not None
+  method = factory(entry.hparams(cfg),
+                   dataclasses.replace(policy, momentum=None) if run_momentum else policy,
+                   input_dim, num_train,
+                   image_shape=data_lib.feature_shape(cfg.get("dataset", "") or ""))
+  if not run_momentum:
+    return method
+  return dataclasses.replace(method, run_hparams={**method.run_hparams,
+                                                  RUN_MOMENTUM: policy.momentum})
+
+
+# The run hyper-parameter that carries `norm.momentum` (a config path, not a field of the
+# method's section).
+RUN_MOMENTUM = "norm.momentum"
 
 
 __all__ = ["FACTORIES", "REGISTRY", "Entry", "Method", "Sampler", "TrainData", "build",

@@ -213,7 +213,8 @@ class Method:
       there and in the optimizer's state (where an `optax.inject_hyperparams` state holds
       the name), so runs of one program may differ in them (an η or margin sweep shares
       one program). Each name is a field of the method's config section, with the
-      configured value.
+      configured value, or a dotted config path from the root ('norm.momentum', which
+      `methods.build` adds and the engine applies through `norm.run_momentum`).
   """
   name: str
   init: Callable

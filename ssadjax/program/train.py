@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ssadjax import norm
 from ssadjax.program import parallel
 from ssadjax.methods.base import Method, TrainData, make_variables
 
@@ -79,7 +80,8 @@ def run_stage_epochs(method: Method, index: int, num_epochs: int, state: TrainSt
 
   def epoch_body(state):
     done = state.stages[index]
-    stage_state, loss = stage.epoch(done["state"], done["epoch"], state.extras, data)
+    with norm.run_momentum(_run_momentum(state.extras)):
+      stage_state, loss = stage.epoch(done["state"], done["epoch"], state.extras, data)
     variables, extras = stage.result(make_variables(state.params, state.batch_stats),
                                      state.extras, stage_state)
     params, batch_stats = variables["params"], variables.get("batch_stats", {})
@@ -110,6 +112,12 @@ def initialise(method: Method, init_key, extras_key, data: TrainData) -> TrainSt
   for i, stage in enumerate(method.stages):
     state, _ = run_stage_epochs(method, i, stage.num_epochs, state, data, stage.num_epochs)
   return state
+
+
+def _run_momentum(extras):
+  """The run's BatchNorm momentum (`methods.build` makes `norm.momentum` run data), or
+  None for a method built without it."""
+  return extras.get("hparams", {}).get("norm.momentum")
 
 
 def _skipped_epoch(state):
@@ -144,8 +152,9 @@ def train_step(method: Method, state: TrainState, batch: dict, key,
         jax.lax.stop_gradient(state.params), method_state, batch, key, **data_args)
 
   def loss_fn(params):
-    per_example, anomaly_mask, new_batch_stats = method.per_example_loss(
-        params, state.batch_stats, state.extras, batch, key, **data_args)
+    with norm.run_momentum(_run_momentum(state.extras)):
+      per_example, anomaly_mask, new_batch_stats = method.per_example_loss(
+          params, state.batch_stats, state.extras, batch, key, **data_args)
     loss, apply_update = method.reduce_loss(per_example, anomaly_mask)
     if method.regularizer is not None:
       loss = loss + method.regularizer(params)
