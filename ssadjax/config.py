@@ -6,10 +6,13 @@ after it (defined in ssadjax/hparams/<method>.py) so that every default is visib
 typo in --config.x fails (locked config).
 """
 
+import dataclasses
+
 import ml_collections
 from ml_collections import config_dict
 
 from ssadjax import hparams
+from ssadjax.data import protocol
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -31,24 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.plot = ""                   # after a grid: '' | policy_bars | knob:<grid key> (experiments/plots.py)
 
   c.data = ml_collections.ConfigDict()
-  c.data.at_least_one_labeled = True   # ceil(la * n) labelled anomalies, >= 1
-  c.data.test_size = 0.3               # stratified 70/30 split
-  c.data.resample = True               # ADBench: up-sample < 1000 rows, down-sample > 10000
-  c.data.upsample_threshold = 1000
-  c.data.downsample_threshold = 10000
-  c.data.minmax = True                 # min-max scaler fitted on the train split only
-  c.data.normal_clean = False          # AnoOnly --normal_clean: drop unlabelled train anomalies
-  c.data.label_contamination = 0.0     # fraction of train labels flipped before labelling
-  # ADBench's realistic synthetic anomalies and noise (Han et al., NeurIPS 2022; docs/data.md;
-  # ssadjax/data/).
-  c.data.realistic_synthetic_mode = ""  # '' | local | global | cluster | dependency
-  c.data.alpha = 5.0                   # local: covariances x alpha; cluster: means x alpha
-  c.data.percentage = 0.1              # global: uniform on [min (1+p), max (1+p)]
-  c.data.global_bounds = "adbench"     # adbench (that asymmetric formula) | symmetric (+-p range)
-  c.data.noise_type = ""               # '' | duplicated_anomalies | irrelevant_features | label_contamination
-  c.data.duplicate_times = 2           # duplicated_anomalies: anomalies x this, train and test
-  c.data.noise_ratio = 0.05            # irrelevant_features / label_contamination ratio
-  c.data.minmax_scope = "auto"         # auto (tabular: per feature, images: one global range) | feature | global
+  # The ADBench protocol's settings and defaults: ssadjax/data/protocol.py (Protocol).
+  for field in dataclasses.fields(protocol.Protocol):
+    c.data[field.name] = field.default
   # TFDS: tfds:adbench/<name> (data_dir is its manual dir) and image tasks tfds:mnist/<k>, sklearn:digits/<k>.
   c.data.tfds_dir = ""                 # TFDS data dir; '' -> $SSADJAX_TFDS_DIR or ~/.cache/ssadjax/tfds
   c.data.tfds_download = False         # image sets: let TFDS download + prepare (needs network)

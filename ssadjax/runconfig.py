@@ -104,20 +104,13 @@ def prepare_splits(config, seeds, data=None):
   Image datasets ([n, h, w, c]) go through the protocol as images and are flattened to
   [n, h*w*c] at the end: the engine works on 2-D arrays and the LeNet encoders reshape."""
   import dataclasses
-  d = config.data
+  settings = protocol.Protocol(**{f.name: config.data[f.name]
+                                  for f in dataclasses.fields(protocol.Protocol)})
   x, y = load_data(config) if data is None else data
   splits = []
   for seed in seeds:
-    split = data_lib.adbench_splits(
-        x, y, rng=np.random.default_rng(seed), la=config.la,
-        at_least_one_labeled=d.at_least_one_labeled, test_size=d.test_size,
-        resample=d.resample, upsample_threshold=d.upsample_threshold,
-        downsample_threshold=d.downsample_threshold, minmax=d.minmax,
-        normal_clean=d.normal_clean, label_contamination=d.label_contamination,
-        realistic_synthetic_mode=d.realistic_synthetic_mode or None, alpha=d.alpha,
-        percentage=d.percentage, global_bounds=d.global_bounds,
-        noise_type=d.noise_type or None, duplicate_times=d.duplicate_times,
-        noise_ratio=d.noise_ratio, minmax_scope=d.minmax_scope)
+    split = data_lib.adbench_splits(x, y, rng=np.random.default_rng(seed), la=config.la,
+                                    protocol=settings)
     if split.x_train.ndim > 2:
       split = dataclasses.replace(
           split, x_train=split.x_train.reshape(split.x_train.shape[0], -1),

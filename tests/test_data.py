@@ -655,3 +655,28 @@ def test_embedded_optdigits_is_the_recipe_byte_for_byte():
   x, y = data.load_dataset("embedded:optdigits")
   assert x.shape == (1667, 64) and x.dtype == np.float32 and int(y.sum()) == 48
   assert set(np.unique(x)) <= set(range(17))  # pixel counts 0..16, as in UCI optdigits
+
+
+def test_protocol_settings_are_one_dataclass_that_the_config_and_the_runner_share():
+  """The `data` section is built from `Protocol` (its only defaults), the runner hands
+  every field to the protocol, and keyword settings override a `Protocol` the same way."""
+  import dataclasses
+  from experiments.configs import common
+  from ssadjax import runconfig
+  config = common.get_config()
+  fields = {f.name: f.default for f in dataclasses.fields(data.Protocol)}
+  assert {k: config.data[k] for k in fields} == fields
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(600, 5))
+  y = (np.arange(600) < 60).astype(np.int32)
+  by_keyword = adbench_splits(x, y, rng=np.random.default_rng(3), la=0.2, test_size=0.5,
+                              resample=False)
+  by_protocol = adbench_splits(x, y, rng=np.random.default_rng(3), la=0.2,
+                               protocol=data.Protocol(test_size=0.5, resample=False))
+  np.testing.assert_array_equal(by_keyword.x_test, by_protocol.x_test)
+  assert by_keyword.x_test.shape[0] == 300
+  config.data.test_size, config.data.resample = 0.5, False
+  config.la = 0.2
+  assert runconfig.prepare_splits(config, [3], data=(x, y))[0].x_test.shape[0] == 300
+  with pytest.raises(TypeError, match="test_fraction.*fields of Protocol"):
+    adbench_splits(x, y, rng=np.random.default_rng(3), la=0.2, test_fraction=0.5)

@@ -31,7 +31,7 @@ from ssadjax.data import latent_classes  # CLAD's latent multi-class tasks (docs
 from ssadjax.data import noise
 from ssadjax.data import realistic
 from ssadjax.data import tfds_adbench
-from ssadjax.data.protocol import Splits
+from ssadjax.data.protocol import Protocol, Splits
 from ssadjax.data.protocol import adbench_splits
 from ssadjax.data.protocol import num_labelled_anomalies
 from ssadjax.data.synthetic import SYNTHETIC_NAME
@@ -39,7 +39,7 @@ from ssadjax.data.synthetic import make_synthetic
 from ssadjax.data.synthetic import synthetic_mixture
 
 __all__ = [
-    "DatasetError", "SYNTHETIC_NAME", "embedded", "Splits", "adbench_splits", "find_dataset_file",
+    "DatasetError", "SYNTHETIC_NAME", "embedded", "Protocol", "Splits", "adbench_splits", "find_dataset_file",
     "list_datasets", "load_dataset", "load_npz", "make_synthetic", "num_labelled_anomalies",
     "resolve_data_dir", "synthetic_mixture", "feature_shape", "images", "noise", "realistic",
     "tfds_adbench",

@@ -173,30 +173,39 @@ def _stratified_split(y: np.ndarray, n_test: int, rng: np.random.Generator
   return train, test
 
 
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """The protocol's settings, with their only defaults (the config's `data` section is
+  built from them, ssadjax/config.py). `adbench_splits` documents each."""
+  at_least_one_labeled: bool = True    # ceil(la * n) labelled anomalies, >= 1
+  test_size: float = 0.3               # stratified 70/30 split
+  resample: bool = True                # ADBench: up-sample < 1000 rows, down-sample > 10000
+  upsample_threshold: int = 1000
+  downsample_threshold: int = 10000
+  minmax: bool = True                  # min-max scaler fitted on the train split only
+  normal_clean: bool = False           # AnoOnly --normal_clean: drop unlabelled train anomalies
+  label_contamination: float = 0.0     # fraction of train labels flipped before labelling
+  # ADBench's realistic synthetic anomalies and noise (Han et al., NeurIPS 2022; docs/data.md).
+  realistic_synthetic_mode: str = ""   # '' | local | global | cluster | dependency
+  alpha: float = realistic_lib.ALPHA   # local: covariances x alpha; cluster: means x alpha
+  percentage: float = realistic_lib.PERCENTAGE  # global: uniform on [min (1+p), max (1+p)]
+  global_bounds: str = "adbench"       # adbench (that asymmetric formula) | symmetric (+-p range)
+  noise_type: str = ""                 # '' | duplicated_anomalies | irrelevant_features | label_contamination
+  duplicate_times: int = 2             # duplicated_anomalies: anomalies x this, train and test
+  noise_ratio: float = 0.05            # irrelevant_features / label_contamination ratio
+  minmax_scope: str = "auto"           # auto (tabular: per feature, images: one global range) | feature | global
+
+
 def adbench_splits(
     x: np.ndarray,
     y: np.ndarray,
     *,
     rng: np.random.Generator,
     la: float | int,
-    at_least_one_labeled: bool = True,
-    test_size: float = 0.3,
-    resample: bool = True,
-    upsample_threshold: int = 1000,
-    downsample_threshold: int = 10000,
-    minmax: bool = True,
-    normal_clean: bool = False,
-    label_contamination: float = 0.0,
-    realistic_synthetic_mode: str | None = None,
-    alpha: float = realistic_lib.ALPHA,
-    percentage: float = realistic_lib.PERCENTAGE,
-    global_bounds: str = "adbench",
-    noise_type: str | None = None,
-    duplicate_times: float = 2,
-    noise_ratio: float = 0.05,
-    minmax_scope: str = "auto",
+    protocol: Protocol | None = None,
     max_components: int = realistic_lib.MAX_COMPONENTS,
     dependency_max_features: int = realistic_lib.DEPENDENCY_MAX_FEATURES,
+    **settings,
 ) -> Splits:
   """ADBench's semi-supervised train/test protocol (see the module docstring for the steps).
 
@@ -204,6 +213,8 @@ def adbench_splits(
     x: [n, d] features (any real dtype), or images [n, h, w, c]. y: [n] labels in {0, 1}.
     rng: the only source of randomness.
     la: labelled anomalies, a float ratio in [0, 1] of the train anomalies or an int count.
+    protocol: the settings (`Protocol`; None: the defaults); `settings` are keyword
+      overrides of its fields (`adbench_splits(x, y, rng=rng, la=0.1, test_size=0.5)`):
     at_least_one_labeled: ratio rounding, ceil (True, ADBench's pipelines) or int (False).
     test_size: test fraction; ceil(test_size * n) rows go to test.
     resample: apply the up/down-sampling thresholds.
@@ -220,10 +231,31 @@ def adbench_splits(
     minmax_scope: 'feature' (per column / per pixel), 'global' (one min and max over all
       train values, e.g. 0..255 pixels -> 0..1) or 'auto' (feature for 2-D x, global for
       images).
+    max_components, dependency_max_features: limits of the realistic synthesis' model fits.
 
   Returns:
     `Splits`. Raises DatasetError if a split lacks a class or `la` is invalid.
   """
+  try:
+    p = dataclasses.replace(protocol or Protocol(), **settings)
+  except TypeError as e:
+    raise TypeError(f"adbench_splits: {e}; the settings are the fields of Protocol") from None
+  at_least_one_labeled = p.at_least_one_labeled
+  test_size = p.test_size
+  resample = p.resample
+  upsample_threshold = p.upsample_threshold
+  downsample_threshold = p.downsample_threshold
+  minmax = p.minmax
+  normal_clean = p.normal_clean
+  label_contamination = p.label_contamination
+  realistic_synthetic_mode = p.realistic_synthetic_mode
+  alpha = p.alpha
+  percentage = p.percentage
+  global_bounds = p.global_bounds
+  noise_type = p.noise_type
+  duplicate_times = p.duplicate_times
+  noise_ratio = p.noise_ratio
+  minmax_scope = p.minmax_scope
   check_la(la)
   if not 0.0 < test_size < 1.0:
     raise DatasetError(f"test_size must be in (0, 1), got {test_size}.")
