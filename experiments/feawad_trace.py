@@ -121,7 +121,8 @@ def ours_side(split_path: str, trace_path: str, dataset: str, la: float,
   import optax
   from ssadjax import hparams, metrics
   from ssadjax.host import engine
-  from ssadjax.methods import base, feawad
+  from ssadjax.methods import feawad
+  from ssadjax.methods import train_data
   from ssadjax.norm import NormPolicy
   from ssadjax.models.feawad import FEAWADAutoencoder
   from experiments import reference
@@ -131,7 +132,7 @@ def ours_side(split_path: str, trace_path: str, dataset: str, la: float,
   cfg = reference.split_config(dataset, la, None)
   cfg.method = "feawad"
   x, semi = split["x_train"], split["semi_labels"]
-  data = base.make_train_data(x, semi)
+  data = train_data.make_train_data(x, semi)
   jdata = jax.tree.map(jnp.asarray, data)
   d = x.shape[1]
   hp = hparams.feawad.resolve(cfg)

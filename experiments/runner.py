@@ -92,7 +92,7 @@ def _run_group(cells: list[_Cell], root: pathlib.Path, on_chunk_end=None) -> lis
     # program keeps its own pools, so its pair-scoring batches keep their shapes.
     anomalies = max(len(c.datas[j].anomaly_index) for c, j in runs)
     unlabelled = max(len(c.datas[j].unlabelled_index) for c, j in runs)
-    datas = [methods.base.pad_train_data(c.datas[j], num_rows=rows, num_features=dim,
+    datas = [methods.train_data.pad_train_data(c.datas[j], num_rows=rows, num_features=dim,
                                           num_anomalies=anomalies, num_unlabelled=unlabelled)
              for c, j in runs]
     test_rows = bucket_size(max(c.splits[0].x_test.shape[0] for c in cells), 256)

@@ -403,7 +403,7 @@ class BaseDetector:
     data = methods.make_train_data(x, semi)
     if self.bucket_ is not None:
       rows, features, anomalies, unlabelled = self.bucket_
-      data = methods.base.pad_train_data(data, num_rows=rows, num_features=features,
+      data = methods.train_data.pad_train_data(data, num_rows=rows, num_features=features,
                                          num_anomalies=anomalies, num_unlabelled=unlabelled)
     return engine.stack_data([data])
 

@@ -19,7 +19,9 @@ from ssadjax import methods, metrics
 from experiments import grid
 from experiments import runner
 from ssadjax.host import engine, grouping
-from ssadjax.methods import anoonly, base, samplers
+from ssadjax.methods import anoonly, samplers
+from ssadjax.methods import train_data
+from ssadjax.models.layers import true_fan_kernel
 from ssadjax.norm import NormPolicy
 from tests.helpers import blobs, tiny_config
 
@@ -66,14 +68,14 @@ def test_true_fan_kernel_zeroes_padding_and_draws_at_the_real_fan():
   init = jax.nn.initializers.lecun_normal()  # std 1/sqrt(fan_in)
   kernel = init(jax.random.key(0), (64, 4096))
   in_mask = jnp.arange(64) < 16
-  fixed, _ = base.true_fan_kernel(kernel, mode="fan_in", in_mask=in_mask)
+  fixed, _ = true_fan_kernel(kernel, mode="fan_in", in_mask=in_mask)
   fixed = np.asarray(fixed)
   assert np.all(fixed[16:] == 0)
   np.testing.assert_allclose(fixed[:16].std(), 1 / np.sqrt(16), rtol=0.02)
-  same, _ = base.true_fan_kernel(kernel, mode="fan_avg")
+  same, _ = true_fan_kernel(kernel, mode="fan_avg")
   np.testing.assert_array_equal(same, kernel)  # nothing padded: factor exactly 1
   with pytest.raises(ValueError, match="fan_in"):
-    base.true_fan_kernel(kernel, mode="fanin")
+    true_fan_kernel(kernel, mode="fanin")
 
 
 def _fit_and_score(name, data, x_test, seeds=(1, 2)):
@@ -92,7 +94,7 @@ def test_padded_to_its_own_shape_is_bit_identical(name):
   x, labels, semi = blobs(n=260, d=6)
   data = methods.make_train_data(x, semi)
   n, d = x.shape
-  padded = base.pad_train_data(data, num_rows=n, num_features=d,
+  padded = train_data.pad_train_data(data, num_rows=n, num_features=d,
                                num_anomalies=len(data.anomaly_index),
                                num_unlabelled=len(data.unlabelled_index))
   plain_state, plain_scores = _fit_and_score(name, data, x)
@@ -106,7 +108,7 @@ def test_padded_to_its_own_shape_is_bit_identical(name):
 def test_padded_to_a_bigger_bucket_keeps_padded_inputs_dead_and_learns(name):
   x, labels, semi = blobs(n=260, d=6)
   data = methods.make_train_data(x, semi)
-  padded = base.pad_train_data(data, num_rows=400, num_features=24, num_anomalies=40,
+  padded = train_data.pad_train_data(data, num_rows=400, num_features=24, num_anomalies=40,
                                num_unlabelled=400)
   x_test = np.zeros((300, 24), np.float32)
   x_test[:260, :6] = x

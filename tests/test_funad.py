@@ -11,7 +11,7 @@ from experiments.configs import adbench as adbench_config
 from ssadjax import data as data_lib
 from ssadjax import losses, methods, ops
 from experiments import runner
-from ssadjax.methods import base
+from ssadjax.methods import train_data
 from ssadjax.methods import funad
 
 
@@ -175,7 +175,7 @@ def _toy_data(n=96, d=5, seed=0):
   rng = np.random.default_rng(seed)
   x = rng.normal(size=(n, d)).astype(np.float32)
   x[:8] += 4.0
-  return jax.tree.map(jnp.asarray, base.make_train_data(x, np.zeros(n, np.int32)))
+  return jax.tree.map(jnp.asarray, train_data.make_train_data(x, np.zeros(n, np.int32)))
 
 
 def test_loss_is_finite_with_finite_gradients_and_sums_its_terms():
@@ -234,7 +234,7 @@ def test_labelled_anomalies_are_positives_and_never_in_the_bank():
   x = _toy_data().x
   semi = np.zeros(96, np.int32)
   semi[:8] = 1
-  data = base.make_train_data(x, semi)
+  data = train_data.make_train_data(x, semi)
   method = methods.build(cfg, 5, 96)
   variables, extras = method.init(jax.random.key(0), jax.random.key(1), data)
   batch = {"x": jnp.asarray(x[:16]), "semi_labels": jnp.asarray(semi[:16]),

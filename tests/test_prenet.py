@@ -9,7 +9,8 @@ import pytest
 from experiments.configs import adbench as adbench_config
 from ssadjax import hparams, losses, methods, optim
 from experiments import runner
-from ssadjax.methods import base
+from ssadjax.methods import train_data
+from ssadjax.models.variables import apply_train
 from ssadjax.methods import prenet as prenet_method
 from ssadjax.models.prenet import PReNet, PReNetFeatures
 from ssadjax.norm import NormPolicy
@@ -24,7 +25,7 @@ def _data(num_anomalies=10, num_unlabelled=300, dim=3):
   x[:, 0] = np.arange(n)
   semi = np.zeros(n, np.int32)
   semi[np.random.default_rng(0).choice(n, num_anomalies, replace=False)] = 1
-  return base.make_train_data(x, semi)
+  return train_data.make_train_data(x, semi)
 
 
 def _rows(x):
@@ -157,7 +158,7 @@ def test_norm_statistics_left_then_right(joint):
   x_left = jax.random.normal(jax.random.key(0), (64, 5))
   x_right = jax.random.normal(jax.random.key(1), (64, 5)) + 3.0
   variables = model.init(jax.random.key(2), x_left, x_right, train=False)
-  _, new_stats = base.apply_train(model, variables["params"], variables["batch_stats"],
+  _, new_stats = apply_train(model, variables["params"], variables["batch_stats"],
                                   x_left, x_right=x_right, joint_norm_pass=joint)
   z = lambda x: jax.nn.relu(x @ variables["params"]["features"]["dense_0"]["kernel"]
                             + variables["params"]["features"]["dense_0"]["bias"])
@@ -312,7 +313,7 @@ def test_score_through_method_ranks_toy_anomalies_first():
   anomalies = rng.normal(3.0, 0.3, size=(12, 4)).astype(np.float32)
   x = np.concatenate([normal, anomalies])
   semi = np.r_[np.zeros(600), np.ones(12)].astype(np.int32)
-  data = base.make_train_data(x, semi)
+  data = train_data.make_train_data(x, semi)
   cfg = _config(num_epochs=5)
   method = methods.build(cfg, 4, x.shape[0])
   from ssadjax.host import engine

@@ -19,7 +19,9 @@ import logging
 from ssadjax.host import checkpoint as ckpt
 from ssadjax.program import parallel
 from ssadjax.host import program_cache
-from ssadjax.methods.base import Method, TrainData, make_variables
+from ssadjax.methods.base import Method
+from ssadjax.methods.train_data import TrainData
+from ssadjax.models.variables import make_variables
 from ssadjax.program.train import (TrainState, create_train_state, data_kwargs, initialise,
                              recomputed_stats, run_epochs, run_stage_epochs, seed_keys,
                              train_step)

@@ -18,7 +18,8 @@ import numpy as np
 
 from ssadjax import methods
 from ssadjax.host import engine
-from ssadjax.methods.base import Method, make_variables
+from ssadjax.methods.base import Method
+from ssadjax.models.variables import make_variables
 
 
 def _prefetch(iterator, size: int):

@@ -13,7 +13,8 @@ from ssadjax import data as data_lib
 from ssadjax import hparams, runconfig
 from ssadjax.methods import anoonly
 from ssadjax.methods import bgad, clad, deepsad, devnet, feawad, funad, prenet
-from ssadjax.methods.base import Method, Sampler, TrainData, make_train_data
+from ssadjax.methods.base import Method, Sampler
+from ssadjax.methods.train_data import TrainData, make_train_data
 from ssadjax.norm import NormPolicy
 
 

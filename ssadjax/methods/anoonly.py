@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from ssadjax.methods import base, samplers
+from ssadjax.methods import train_data
 
 EMPTY_BATCH_CHOICES = ("zero_grad", "skip", "ensure_anomaly")
 
@@ -58,7 +59,7 @@ def _ensure_anomaly(sampler: base.Sampler) -> base.Sampler:
     key, swap_key = jax.random.split(key)
     out = sampler.batch(epoch_state, i, key, data)
     has_anomaly = jnp.any(out["semi_labels"] == 1)
-    row = samplers.draw_from_pool(swap_key, data.anomaly_index, base.anomaly_count(data), ())
+    row = samplers.draw_from_pool(swap_key, data.anomaly_index, train_data.anomaly_count(data), ())
     last = out["x"].shape[0] - 1
     x = jnp.where(has_anomaly, out["x"], out["x"].at[last].set(data.x[row]))
     semi = jnp.where(has_anomaly, out["semi_labels"], out["semi_labels"].at[last].set(1))

@@ -52,6 +52,8 @@ import optax
 
 from ssadjax import losses
 from ssadjax.methods import base, samplers
+from ssadjax.methods import train_data
+from ssadjax.models.variables import apply_eval, apply_train, exact_batch_stats, make_variables, split_variables
 from ssadjax.models.bgad import Flow, random_rotations
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
@@ -132,7 +134,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
                  "normalizer": hp.normalizer, "push_pull_weight": hp.push_pull_weight}
 
   def loglik(params, batch_stats, extras, x, semi_labels):
-    (z, log_det), new_bs = base.apply_train(
+    (z, log_det), new_bs = apply_train(
         model, params, batch_stats, x, rotations=extras["rotations"],
         norm_mask=stats_mask(policy, semi_labels))
     return losses.flow_log_likelihood(z, log_det), new_bs
@@ -148,7 +150,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
     def pool_of(data):
       unlabelled = jnp.asarray(data.unlabelled_index)
-      return base.TrainData(x=jnp.asarray(data.x)[unlabelled],
+      return train_data.TrainData(x=jnp.asarray(data.x)[unlabelled],
                             semi_labels=jnp.asarray(data.semi_labels)[unlabelled],
                             anomaly_index=data.anomaly_index,
                             unlabelled_index=data.unlabelled_index)
@@ -162,7 +164,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     def init(variables, extras, extras_key, data):
       pool_steps(data)
       _, warm_key = jax.random.split(extras_key)
-      params, batch_stats = base.split_variables(variables)
+      params, batch_stats = split_variables(variables)
       return {"params": params, "batch_stats": batch_stats,
               "opt_state": optimizer.init(params), "key": jax.random.key_data(warm_key)}
 
@@ -192,7 +194,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
               "opt_state": opt_state}, jnp.mean(step_losses)
 
     def result(variables, extras, state):
-      return base.make_variables(state["params"], state["batch_stats"]), extras
+      return make_variables(state["params"], state["batch_stats"]), extras
 
     return base.Stage(name="warmup", num_epochs=hp.sub_epochs,
                       steps_per_epoch=steps_per_epoch, init=init, epoch=epoch,
@@ -215,7 +217,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     return contributions, semi == 1, new_bs
 
   def score(variables, extras, x):
-    z, log_det = base.apply_eval(model, variables, x, eval_stats=policy.eval_stats,
+    z, log_det = apply_eval(model, variables, x, eval_stats=policy.eval_stats,
                                  rotations=extras["rotations"])
     return -losses.flow_log_likelihood(z, log_det)
 
@@ -229,7 +231,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       steps_per_epoch=steps_per_epoch,
       num_epochs=(hp.meta_epochs - warmup_meta) * hp.sub_epochs,
       loss_terms="sum",  # the contributions add up to the loss
-      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+      batch_statistics=lambda params, batch_stats, extras, x: exact_batch_stats(
           stats_model, params, batch_stats, x, rotations=extras["rotations"]),
       stages=(warmup_stage(),) if warmup_steps else (),
       run_hparams=run_hparams,

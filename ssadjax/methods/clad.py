@@ -58,6 +58,7 @@ import optax
 
 from ssadjax import losses, ops
 from ssadjax.methods import base
+from ssadjax.models.variables import apply_eval, apply_train, exact_batch_stats
 from ssadjax.models import clad as models
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
@@ -457,7 +458,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
   def per_example_loss(params, batch_stats, extras, batch, key):
     del key
-    logits, new_batch_stats = base.apply_train(
+    logits, new_batch_stats = apply_train(
         classifier, params, batch_stats, prep(batch["x"], extras),
         norm_mask=stats_mask(policy, batch["semi_labels"]))
     targets = extras["pseudo_labels"][batch["index"]]
@@ -465,7 +466,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     return per_example, batch["semi_labels"] == 1, new_batch_stats
 
   def score(variables, extras, x):
-    logits_fn = lambda x_in: base.apply_eval(classifier, variables, x_in,
+    logits_fn = lambda x_in: apply_eval(classifier, variables, x_in,
                                              eval_stats=policy.eval_stats)
     block = lambda xb: -odin_confidence(logits_fn, prep(xb, extras),
                                         temperature=hp.temperature, epsilon=epsilon,
@@ -481,7 +482,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       optimizer=optax.adam(hp.learning_rate),
       steps_per_epoch=steps_per_epoch,
       num_epochs=hp.num_epochs,
-      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+      batch_statistics=lambda params, batch_stats, extras, x: exact_batch_stats(
           stats_classifier, params, batch_stats, prep(x, extras)),
       stages=((autoencoder_stage(),) if hp.ae_epochs > 0 else ()) + (cluster_stage(),),
   )

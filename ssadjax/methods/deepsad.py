@@ -35,6 +35,9 @@ import optax
 
 from ssadjax import losses
 from ssadjax.methods import base, samplers
+from ssadjax.methods import train_data
+from ssadjax.models.variables import apply_eval, apply_train, exact_batch_stats, make_variables, replace_param, split_variables
+from ssadjax.models.layers import true_fan_kernel
 from ssadjax.models import MLPAutoencoder, MLPDecoder, MLPEncoder
 from ssadjax.models import lenet
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
@@ -94,7 +97,7 @@ def autoencoder_epoch(ae, carry, epoch_key, data, *, batch_size, optimizer):
     batch = sampler.batch(perm, i, None, data)
 
     def loss_fn(p):
-      x_hat, new_bs = base.apply_train(ae, p, batch_stats, batch["x"])
+      x_hat, new_bs = apply_train(ae, p, batch_stats, batch["x"])
       return jnp.mean(losses.reconstruction_loss(batch["x"], x_hat)), new_bs
 
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -112,12 +115,12 @@ def pretrain_autoencoder(ae, ae_variables, data, key, *, epochs, batch_size, opt
   """Trains the autoencoder on all training rows with Deep SAD's reconstruction MSE and
   returns its variables (the encoder's under 'encoder'): the engine's pretraining stage
   in one call, with the same keys and steps."""
-  params, batch_stats = base.split_variables(ae_variables)
+  params, batch_stats = split_variables(ae_variables)
   epoch = functools.partial(autoencoder_epoch, ae, data=data, batch_size=batch_size,
                             optimizer=optimizer)
   (params, batch_stats, _), _ = jax.lax.scan(
       epoch, (params, batch_stats, optimizer.init(params)), jax.random.split(key, epochs))
-  return base.make_variables(params, batch_stats)
+  return make_variables(params, batch_stats)
 
 
 def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
@@ -183,24 +186,24 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     # PyOD's StandardScaler, fitted on the training rows in init.
     return (x - extras["shift"]) / extras["scale"] if "shift" in extras else x
 
-  # Shape buckets (base.pad_train_data): the plain MLP recipe without pretraining is
+  # Shape buckets (train_data.pad_train_data): the plain MLP recipe without pretraining is
   # exact on padded rows and features; the PyOD net (standardisation over all rows) and
   # autoencoder pretraining keep exact shapes.
   can_pad = (isinstance(encoder, MLPEncoder) and not pyod and not hp["standardize"]
              and hp["pretrain_epochs"] == 0 and not hp["center_from_other_init"])
 
   def init(init_key, extras_key, data):
-    if base.is_padded(data):
+    if train_data.is_padded(data):
       if not can_pad:
         raise ValueError(f"{section}: this recipe cannot train on padded data")
       variables = encoder.init(init_key, data.x[:2], train=False)
       # The first layer's weights of padded feature columns start at zero, the others
       # at the scale of the real fan-in (torch_linear_init: fan_in).
-      variables = base.replace_param(
-          variables, ("Dense_0", "kernel"), lambda k: base.true_fan_kernel(
-              k, mode="fan_in", in_mask=base.feature_mask(data))[0])
+      variables = replace_param(
+          variables, ("Dense_0", "kernel"), lambda k: true_fan_kernel(
+              k, mode="fan_in", in_mask=train_data.feature_mask(data))[0])
       z = encoder.apply(variables, jnp.asarray(data.x), train=False)
-      center = base.masked_mean_rows(z, data)  # padded rows are not in c
+      center = train_data.masked_mean_rows(z, data)  # padded rows are not in c
       return variables, {"center": center_eps_trick(center, hp["center_eps"])}
     extras = {}
     if hp["standardize"]:
@@ -235,7 +238,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
     def init(variables, extras, extras_key, data):
       ae_key, train_key = jax.random.split(extras_key)
-      ae_params, ae_stats = base.split_variables(ae.init(ae_key, data.x[:2], train=False))
+      ae_params, ae_stats = split_variables(ae.init(ae_key, data.x[:2], train=False))
       # Start the AE from the same encoder weights the classifier would otherwise use
       # (BatchNorm statistics start equal in both: mean 0, variance 1).
       ae_params = {**ae_params, "encoder": variables["params"]}
@@ -268,7 +271,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
   def encoder_variables(stage_state):
     """The encoder's variables inside a pretraining stage's autoencoder."""
-    return base.make_variables(stage_state["params"]["encoder"],
+    return make_variables(stage_state["params"]["encoder"],
                                stage_state["batch_stats"].get("encoder", {}))
 
   def per_example_loss(params, batch_stats, extras, batch, key):
@@ -281,7 +284,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       # Keras' activity_regularizer=l2(a): a * sum(out^2) per layer, / batch size.
       activity = hp["activity_l2"] * sum(jnp.sum(jnp.square(o), axis=-1) for o in outs)
     else:
-      z, new_batch_stats = base.apply_train(
+      z, new_batch_stats = apply_train(
           encoder, params, batch_stats, x,
           norm_mask=stats_mask(policy, batch["semi_labels"]))
       activity = 0.0
@@ -290,7 +293,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     return per_example, batch["semi_labels"] == 1, new_batch_stats
 
   def score(variables, extras, x):
-    z = base.apply_eval(encoder, variables, standardise(extras, x),
+    z = apply_eval(encoder, variables, standardise(extras, x),
                         eval_stats=policy.eval_stats)
     return losses.squared_distance(z, extras["center"])
 
@@ -303,7 +306,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       optimizer=optimizer,
       steps_per_epoch=steps_per_epoch,
       num_epochs=hp["num_epochs"],
-      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+      batch_statistics=lambda params, batch_stats, extras, x: exact_batch_stats(
           stats_encoder, params, batch_stats, standardise(extras, x)),
       run_steps_per_epoch=samplers.shuffled_steps(batch_size) if can_pad else None,
       pad_rows=can_pad, pad_features=can_pad,

@@ -35,6 +35,9 @@ import optax
 
 from ssadjax import losses, optim
 from ssadjax.methods import base, samplers
+from ssadjax.methods import train_data
+from ssadjax.models.variables import apply_eval, apply_train, exact_batch_stats, replace_param
+from ssadjax.models.layers import true_fan_kernel
 from ssadjax.models.devnet import DevNetScorer
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
@@ -74,18 +77,18 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
   def init(init_key, extras_key, data):
     variables = model.init(init_key, data.x[:2], train=False)
-    if base.is_padded(data):  # shape buckets: see base.true_fan_kernel
-      variables = base.replace_param(
+    if train_data.is_padded(data):  # shape buckets: see true_fan_kernel
+      variables = replace_param(
           variables, ("hidden_0" if hp["hidden_dims"] else "score", "kernel"),
-          lambda k: base.true_fan_kernel(k, mode="fan_avg",
-                                         in_mask=base.feature_mask(data))[0])
+          lambda k: true_fan_kernel(k, mode="fan_avg",
+                                         in_mask=train_data.feature_mask(data))[0])
     reference = jax.random.normal(extras_key, (hp["num_reference"],), jnp.float32)
     return variables, {"reference_mean": jnp.mean(reference),
                        "reference_std": jnp.std(reference)}  # population std (K.std)
 
   def per_example_loss(params, batch_stats, extras, batch, key):
     del key
-    scores, new_batch_stats = base.apply_train(
+    scores, new_batch_stats = apply_train(
         model, params, batch_stats, batch["x"],
         norm_mask=stats_mask(policy, batch["semi_labels"]))
     if hp["use_reference_normalisation"]:
@@ -99,7 +102,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
   def score(variables, extras, x):
     del extras
-    return base.apply_eval(model, variables, x, eval_stats=policy.eval_stats)
+    return apply_eval(model, variables, x, eval_stats=policy.eval_stats)
 
   return base.Method(
       name="devnet",
@@ -113,7 +116,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       num_epochs=hp["num_epochs"],
       regularizer=(lambda params: hidden_kernel_l2(params, l2)) if l2 > 0 else None,
       select_best_epoch=bool(hp["select_best_epoch"]),
-      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+      batch_statistics=lambda params, batch_stats, extras, x: exact_batch_stats(
           stats_model, params, batch_stats, x),
       pad_rows=True, pad_features=True,
       learning_rate=hp["learning_rate"],  # RMSprop after clipping: linear in the rate

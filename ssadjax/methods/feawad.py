@@ -38,12 +38,15 @@ import optax
 
 from ssadjax import losses
 from ssadjax.methods import base, samplers
+from ssadjax.methods import train_data
+from ssadjax.models.variables import apply_eval, apply_train, exact_batch_stats, replace_param
+from ssadjax.models.layers import true_fan_kernel
 from ssadjax.models.feawad import FEAWADAutoencoder, FEAWADNet
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 def autoencoder_rows(key, data, batch_size):
   """`batch_size` unlabelled row indices, uniform with replacement: an AE batch."""
-  return samplers.draw_from_pool(key, data.unlabelled_index, base.unlabelled_count(data),
+  return samplers.draw_from_pool(key, data.unlabelled_index, train_data.unlabelled_count(data),
                              (batch_size,))
 
 
@@ -143,13 +146,13 @@ def pretrain_stage(ae, hp, fixed_batch: bool) -> base.Stage:
 
 
 def pad_feature_layers(variables, real_features):
-  """Shape buckets (base.true_fan_kernel): every layer whose fan counts the features
+  """Shape buckets (true_fan_kernel): every layer whose fan counts the features
   starts as the real-width network would, with zero weights on padded columns. The
   autoencoder's first layer is d x d (padded hidden units stay at ReLU(0) = 0), its
   last layer reconstructs padded columns as exactly 0, and the score generator's first
   layer reads [r / ||r||; h; e] whose padded residual entries are 0."""
   glorot = lambda mask_in=None, mask_out=None: lambda layer: dict(
-      zip(("kernel", "bias"), base.true_fan_kernel(
+      zip(("kernel", "bias"), true_fan_kernel(
           layer["kernel"], mode="fan_avg", in_mask=mask_in, out_mask=mask_out,
           bias=layer["bias"])))
   code = variables["params"]["hl2"]["kernel"].shape[0] - real_features.shape[0]
@@ -160,7 +163,7 @@ def pad_feature_layers(variables, real_features):
       ("hl2",): glorot(jnp.concatenate([real_features, jnp.ones(code, bool)])),
   }
   for path, fn in layers.items():
-    variables = base.replace_param(variables, path, fn)
+    variables = replace_param(variables, path, fn)
   return variables
 
 
@@ -183,8 +186,8 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
   def init(init_key, extras_key, data):
     variables = net.init(init_key, data.x[:2], train=False)
-    if base.is_padded(data):
-      variables = pad_feature_layers(variables, base.feature_mask(data))
+    if train_data.is_padded(data):
+      variables = pad_feature_layers(variables, train_data.feature_mask(data))
     rows_key, _, batch_key = _pretrain_keys(extras_key)
     # NaN until the pretraining stage (engine-run, after init) writes its kept loss.
     extras = {"pretrain_loss": jnp.array(jnp.nan, jnp.float32)}
@@ -208,7 +211,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     del key
     if fixed_batch:  # ADBench replays one batch; the sampler's draw is dead code
       batch = {"x": extras["fixed_x"], "semi_labels": extras["fixed_semi_labels"]}
-    (scores, residuals), new_batch_stats = base.apply_train(
+    (scores, residuals), new_batch_stats = apply_train(
         net, params, batch_stats, batch["x"],
         norm_mask=stats_mask(policy, batch["semi_labels"]))
     per_example = losses.feawad_loss(
@@ -218,7 +221,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
   def score(variables, extras, x):
     del extras
-    scores, _ = base.apply_eval(net, variables, x, eval_stats=policy.eval_stats)
+    scores, _ = apply_eval(net, variables, x, eval_stats=policy.eval_stats)
     return scores
 
   return base.Method(
@@ -231,7 +234,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       steps_per_epoch=hp["steps_per_epoch"],
       num_epochs=hp["num_epochs"],
       select_best_epoch=bool(hp["select_best_epoch"]),
-      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+      batch_statistics=lambda params, batch_stats, extras, x: exact_batch_stats(
           stats_net, params, batch_stats, x),
       pad_rows=True, pad_features=True,
       learning_rate=hp["learning_rate"],  # Adam; the pretraining rate is another field

@@ -36,6 +36,9 @@ import optax
 
 from ssadjax import losses, optim
 from ssadjax.methods import base
+from ssadjax.methods import train_data
+from ssadjax.models.variables import apply_eval, apply_train, exact_batch_stats, replace_param
+from ssadjax.models.layers import true_fan_kernel
 from ssadjax.models.prenet import INIT_SCHEMES, PReNet, PReNetFeatures
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
@@ -82,13 +85,13 @@ def pair_sampler(*, batch_size: int = 512, orientation: str = "adbench",
     del epoch_state, i
     data = jax.tree.map(jnp.asarray, data)  # host arrays work too (tests)
     # Padded data (shape buckets): the counts are traced and the host checked them.
-    num_anomalies, num_unlabelled = base.anomaly_count(data), base.unlabelled_count(data)
-    if not base.is_padded(data) and num_anomalies < 1:
+    num_anomalies, num_unlabelled = train_data.anomaly_count(data), train_data.unlabelled_count(data)
+    if not train_data.is_padded(data) and num_anomalies < 1:
       raise ValueError("PReNet needs at least one labelled anomaly")
-    if not base.is_padded(data) and distinct_anomaly_pairs and num_anomalies < 2:
+    if not train_data.is_padded(data) and distinct_anomaly_pairs and num_anomalies < 2:
       raise ValueError("prenet.distinct_anomaly_pairs=True needs >= 2 labelled anomalies, "
                        f"the training set has {num_anomalies}")
-    if not base.is_padded(data) and not unlabelled_replace and num_unlabelled < 2 * q:
+    if not train_data.is_padded(data) and not unlabelled_replace and num_unlabelled < 2 * q:
       raise ValueError(
           f"prenet.unlabelled_replace=False draws {2 * q} distinct unlabelled rows per "
           f"draw, but the training set has only {num_unlabelled}; use "
@@ -106,7 +109,7 @@ def pair_sampler(*, batch_size: int = 512, orientation: str = "adbench",
       # which permutes the whole pool).
       size = data.unlabelled_index.shape[0]
       uniforms = jax.random.uniform(k, (size,))
-      if base.is_padded(data):  # padded pool entries are never among the n largest
+      if train_data.is_padded(data):  # padded pool entries are never among the n largest
         uniforms = jnp.where(jnp.arange(size) < num_unlabelled, uniforms, -1.0)
       _, positions = jax.lax.top_k(uniforms, n)
       return data.unlabelled_index[positions]
@@ -211,7 +214,7 @@ def reference_pair_scores(model: PReNet, variables, x, x_anomaly, x_unlabelled, 
   loop, vectorised) or once for all test points. psi of every row is computed once
   (eval mode: it does not depend on the other rows), then pairs are gathered.
   """
-  embed = lambda rows: base.apply_eval(model, variables, rows, eval_stats=eval_stats,
+  embed = lambda rows: apply_eval(model, variables, rows, eval_stats=eval_stats,
                                        method=PReNet.embed)
   z_x, z_a, z_u = embed(x), embed(x_anomaly), embed(x_unlabelled)
   n = x.shape[0]
@@ -268,13 +271,13 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
   def init(init_key, extras_key, data):
     variables = model.init(init_key, data.x[:2], data.x[:2], train=False)
-    if base.is_padded(data):  # shape buckets: see base.true_fan_kernel
+    if train_data.is_padded(data):  # shape buckets: see true_fan_kernel
       def first_layer(layer):
-        kernel, bias = base.true_fan_kernel(
+        kernel, bias = true_fan_kernel(
             layer["kernel"], mode="fan_in" if hp["init_scheme"] == "torch" else "fan_avg",
-            in_mask=base.feature_mask(data), bias=layer["bias"])
+            in_mask=train_data.feature_mask(data), bias=layer["bias"])
         return {**layer, "kernel": kernel, "bias": bias}
-      variables = base.replace_param(variables, ("features", "dense_0"), first_layer)
+      variables = replace_param(variables, ("features", "dense_0"), first_layer)
     # Raw uint32 key data: typed keys cannot be checkpointed.
     return variables, {"score_key": jax.random.key_data(extras_key)}
 
@@ -282,7 +285,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     del key, data  # the pools matter to scoring only
     targets = {name: extras["hparams"][name] for name in ("target_aa", "target_au",
                                                           "target_uu")}
-    phi, new_batch_stats = base.apply_train(
+    phi, new_batch_stats = apply_train(
         model, params, batch_stats, batch["x_left"], x_right=batch["x_right"],
         left_mask=stats_mask(policy, batch["semi_labels_left"]),
         right_mask=stats_mask(policy, batch["semi_labels_right"]),
@@ -296,15 +299,15 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     # The scoring rule pairs x with reference rows drawn from the training pools.
     key = jax.random.wrap_key_data(extras["score_key"])
     x_train = jnp.asarray(data.x)
-    padded = base.is_padded(data)
+    padded = train_data.is_padded(data)
     return reference_pair_scores(
         model, variables, x, x_train[jnp.asarray(data.anomaly_index)],
         x_train[jnp.asarray(data.unlabelled_index)], key,
         num_references=hp["num_references"],
         per_point=hp["score_references"] == "per_point",
         orientation=hp["orientation"], eval_stats=policy.eval_stats,
-        num_anomalies=base.anomaly_count(data) if padded else None,
-        num_unlabelled=base.unlabelled_count(data) if padded else None)
+        num_anomalies=train_data.anomaly_count(data) if padded else None,
+        num_unlabelled=train_data.unlabelled_count(data) if padded else None)
 
   regularizer = None
   if hp["l2_kernel"] > 0:
@@ -321,7 +324,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       num_epochs=hp["num_epochs"],
       regularizer=regularizer,
       select_best_epoch=hp["select_best_epoch"],
-      batch_statistics=lambda params, batch_stats, extras, x: base.exact_batch_stats(
+      batch_statistics=lambda params, batch_stats, extras, x: exact_batch_stats(
           stats_model, params, batch_stats, x, method=PReNet.embed),
       pad_rows=True, pad_features=len(hp["hidden_dims"]) > 0,
       # Cosine annealing to a floor is affine, not proportional, in the rate.

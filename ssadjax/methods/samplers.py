@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ssadjax.methods import base
+from ssadjax.methods import train_data
 
 
 def draw_from_pool(key, pool, count, shape) -> jax.Array:
@@ -59,7 +60,7 @@ def shuffled_sampler(batch_size: int) -> base.Sampler:
   (`shuffled_steps`), so padded rows are never drawn."""
 
   def begin_epoch(key, data):
-    return masked_permutation(key, data.x.shape[0], base.rows(data))
+    return masked_permutation(key, data.x.shape[0], train_data.rows(data))
 
   def batch(perm, i, key, data):
     del key
@@ -71,7 +72,7 @@ def shuffled_sampler(batch_size: int) -> base.Sampler:
 
 def shuffled_steps(batch_size: int):
   """`run_steps_per_epoch` of a method with `shuffled_sampler(batch_size)`."""
-  return lambda data: base.rows(data) // batch_size
+  return lambda data: train_data.rows(data) // batch_size
 
 
 def balanced_sampler(batch_size: int) -> base.Sampler:
@@ -98,8 +99,8 @@ def draw_balanced(key, data, num_even, num_odd, semi_labels):
   at the odd ones, uniformly with replacement."""
   key_u, key_a = jax.random.split(key)
   pool_u, pool_a = jnp.asarray(data.unlabelled_index), jnp.asarray(data.anomaly_index)
-  unlabelled = draw_from_pool(key_u, pool_u, base.unlabelled_count(data), (num_even,))
-  anomalies = draw_from_pool(key_a, pool_a, base.anomaly_count(data), (num_odd,))
+  unlabelled = draw_from_pool(key_u, pool_u, train_data.unlabelled_count(data), (num_even,))
+  anomalies = draw_from_pool(key_a, pool_a, train_data.anomaly_count(data), (num_odd,))
   rows = jnp.zeros(num_even + num_odd, jnp.int32).at[0::2].set(unlabelled)
   rows = rows.at[1::2].set(anomalies)
   return {"x": jnp.asarray(data.x)[rows], "semi_labels": semi_labels, "rows": rows}

@@ -13,7 +13,9 @@ import optax
 
 from ssadjax import norm
 from ssadjax.program import parallel
-from ssadjax.methods.base import Method, TrainData, make_variables
+from ssadjax.methods.base import Method
+from ssadjax.methods.train_data import TrainData
+from ssadjax.models.variables import make_variables
 
 
 class TrainState(flax.struct.PyTreeNode):
