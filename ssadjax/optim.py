@@ -21,3 +21,19 @@ def clip_by_norm_per_tensor(max_norm: float) -> optax.GradientTransformation:
     return jax.tree.map(one, updates)
 
   return optax.stateless(clip)
+
+
+def injected_clip(clipnorm: float, mode: str) -> optax.GradientTransformation:
+  """Gradient clipping whose norm lives in the optimizer state under the name 'clipnorm'
+  (optax.inject_hyperparams), so runs of one program may clip at their own norms:
+  'global' (Keras 2.2: optax.clip_by_global_norm) or 'per_tensor' (TF2 Keras:
+  `clip_by_norm_per_tensor`)."""
+  if mode not in ("global", "per_tensor"):
+    raise ValueError(f"clipnorm mode {mode!r}; expected 'global' or 'per_tensor'")
+
+  def clip(clipnorm):
+    if mode == "global":
+      return optax.clip_by_global_norm(clipnorm)
+    return clip_by_norm_per_tensor(clipnorm)
+
+  return optax.inject_hyperparams(clip)(clipnorm=clipnorm)

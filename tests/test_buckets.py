@@ -270,9 +270,13 @@ def test_learning_rate_sweep_is_one_program_equal_to_separate_cells(tmp_path, na
 @pytest.mark.parametrize("name,field,values", [("deepsad", "eta", (1.0, 4.0)),
                                                ("deepsad", "weight_decay", (0.0, 0.05)),
                                                ("devnet", "margin", (5.0, 1.0)),
+                                               ("devnet", "l2", (0.01, 0.3)),
+                                               ("devnet", "clipnorm", (1.0, 0.02)),
                                                ("bgad", "pos_beta", (0.01, 0.5)),
                                                ("prenet", "target_uu", (0.0, 2.0)),
-                                               ("prenet", "weight_decay", (0.01, 0.2))])
+                                               ("prenet", "weight_decay", (0.01, 0.2)),
+                                               ("prenet", "l2_kernel", (0.01, 0.3)),
+                                               ("prenet", "clipnorm", (1.0, 0.02))])
 def test_run_hparam_sweep_is_one_program_equal_to_separate_cells(tmp_path, name, field, values):
   """Method.run_hparams are data of the program (extras / the injected optimizer state):
   a sweep trains as one program, every cell bit-identical to running alone."""

@@ -143,15 +143,18 @@ def test_l2_on_hidden_kernels_only_and_anoonly_scaling():
   variables = DevNetScorer().init(jax.random.key(0), jnp.ones((2, 7)), train=False)
   params = variables["params"]
   expected = 0.01 * float(jnp.sum(params["hidden_0"]["kernel"] ** 2))
-  np.testing.assert_allclose(method.regularizer(params), expected, rtol=1e-6)
+  np.testing.assert_allclose(method.regularizer(params, {"hparams": method.run_hparams}),
+                             expected, rtol=1e-6)
   # The factory never learns that it runs under AnoOnly: the transformation applies
   # DevNet's declared changes to its hyper-parameters.
   make_anoonly = anoonly.anomaly_only(devnet.make_method, hparams.devnet.anoonly_changes)
   method = make_anoonly(hp, policy, 7, 100)
   # anoonly.py averages over the 256 anomaly rows of 512: 2x the Keras whole-batch mean.
-  np.testing.assert_allclose(method.regularizer(params), 2 * expected, rtol=1e-6)
+  np.testing.assert_allclose(method.regularizer(params, {"hparams": method.run_hparams}),
+                             2 * expected, rtol=1e-6)
   method = make_anoonly({**hp, "anoonly_l2_batch_mean": False}, policy, 7, 100)
-  np.testing.assert_allclose(method.regularizer(params), expected, rtol=1e-6)
+  np.testing.assert_allclose(method.regularizer(params, {"hparams": method.run_hparams}),
+                             expected, rtol=1e-6)
 
 
 def test_anoonly_uses_the_declared_anomaly_term():

@@ -251,9 +251,9 @@ def test_official_regularizer_and_clipping():
   cfg = _config()
   cfg.preset = "official"
   method = methods.build(cfg, 3, 310)
-  variables, _ = method.init(jax.random.key(0), jax.random.key(1), _data())
+  variables, extras = method.init(jax.random.key(0), jax.random.key(1), _data())
   kernel = variables["params"]["features"]["dense_0"]["kernel"]
-  np.testing.assert_allclose(method.regularizer(variables["params"]),
+  np.testing.assert_allclose(method.regularizer(variables["params"], extras),
                              0.01 * jnp.sum(kernel ** 2), rtol=1e-6)
   assert method.select_best_epoch
   big = jax.tree.map(lambda p: jnp.full_like(p, 100.0), variables["params"])

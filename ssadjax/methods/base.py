@@ -112,7 +112,7 @@ class Method:
     score: `(variables, extras, x) -> [N]` anomaly scores, higher = more anomalous.
     optimizer: optax transformation over params.
     steps_per_epoch, num_epochs: the training length.
-    regularizer: optional `params -> scalar` added to the reduced loss (Keras-style L2
+    regularizer: optional `(params, extras) -> scalar` added to the reduced loss (Keras-style L2
       on chosen kernels, which the reference also counts in its monitored loss).
     select_best_epoch: score with the parameters and BatchNorm statistics of the epoch
       with the lowest mean training loss (Keras ModelCheckpoint(monitor='loss',

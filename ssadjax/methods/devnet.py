@@ -43,10 +43,11 @@ from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 
 def keras_rmsprop(learning_rate: float, *, rho: float, eps: float,
                   clipnorm: float) -> optax.GradientTransformation:
-  """Keras RMSprop(rho, epsilon outside the square root, clipnorm; 0 = no clipping)."""
+  """Keras RMSprop(rho, epsilon outside the square root, clipnorm; 0 = no clipping). The
+  clipping norm is injected (run data: `Method.run_hparams`)."""
   rmsprop = optax.rmsprop(learning_rate, decay=rho, eps=eps, eps_in_sqrt=False)
   if clipnorm and clipnorm > 0:
-    return optax.chain(optim.clip_by_norm_per_tensor(clipnorm), rmsprop)
+    return optax.chain(optim.injected_clip(clipnorm, "per_tensor"), rmsprop)
   return rmsprop
 
 
@@ -114,11 +115,15 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
                               clipnorm=hp["clipnorm"]),
       steps_per_epoch=hp["steps_per_epoch"],
       num_epochs=hp["num_epochs"],
-      regularizer=(lambda params: hidden_kernel_l2(params, l2)) if l2 > 0 else None,
+      regularizer=((lambda params, extras: hidden_kernel_l2(params, extras["hparams"]["l2"]))
+                   if l2 > 0 else None),
       select_best_epoch=bool(hp["select_best_epoch"]),
       batch_statistics=lambda params, batch_stats, extras, x: exact_batch_stats(
           stats_model, params, batch_stats, x),
       pad_rows=True, pad_features=True,
       learning_rate=hp["learning_rate"],  # RMSprop after clipping: linear in the rate
-      run_hparams={"margin": hp["margin"]},
+      # The margin, and the L2 weight and clipping norm where they are on (0 = off is
+      # program), are run data: a sweep over them is one program.
+      run_hparams={"margin": hp["margin"], **({"l2": l2} if l2 > 0 else {}),
+                   **({"clipnorm": hp["clipnorm"]} if hp["clipnorm"] > 0 else {})},
   )

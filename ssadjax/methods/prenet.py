@@ -180,8 +180,8 @@ def make_optimizer(hp: dict, steps_per_epoch: int) -> optax.GradientTransformati
     learning_rate = hp["learning_rate"]
   chain = []
   if hp["clipnorm"] > 0:
-    chain.append(optax.clip_by_global_norm(hp["clipnorm"]) if hp["clipnorm_mode"] == "global"
-                 else optim.clip_by_norm_per_tensor(hp["clipnorm"]))
+    # Injected, as the weight decay: runs of one program may clip at their own norms.
+    chain.append(optim.injected_clip(hp["clipnorm"], hp["clipnorm_mode"]))
   if hp["weight_decay"] > 0:
     # Injected (it lives in the optimizer state): runs of one program may decay at their
     # own rates (Method.run_hparams).
@@ -263,10 +263,12 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
   sampler = pair_sampler(batch_size=hp["batch_size"], orientation=hp["orientation"],
                          unlabelled_replace=hp["unlabelled_replace"],
                          distinct_anomaly_pairs=hp["distinct_anomaly_pairs"])
-  # The ordinal targets and the weight decay are run data (Method.run_hparams).
+  # The ordinal targets, and the weight decay, L2 weight and clipping norm where they are
+  # on (0 = off is program), are run data (Method.run_hparams).
   run_hparams = {name: hp[name] for name in ("target_aa", "target_au", "target_uu")}
-  if hp["weight_decay"] > 0:
-    run_hparams["weight_decay"] = hp["weight_decay"]
+  for name in ("weight_decay", "l2_kernel", "clipnorm"):
+    if hp[name] > 0:
+      run_hparams[name] = hp[name]
   steps_per_epoch = hp["steps_per_epoch"]
 
   def init(init_key, extras_key, data):
@@ -311,7 +313,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
   regularizer = None
   if hp["l2_kernel"] > 0:
-    regularizer = lambda params: kernel_l2(params, hp["l2_kernel"])
+    regularizer = lambda params, extras: kernel_l2(params, extras["hparams"]["l2_kernel"])
 
   return base.Method(
       name="prenet",

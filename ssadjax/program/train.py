@@ -159,7 +159,7 @@ def train_step(method: Method, state: TrainState, batch: dict, key,
           params, state.batch_stats, state.extras, batch, key, **data_args)
     loss, apply_update = method.reduce_loss(per_example, anomaly_mask)
     if method.regularizer is not None:
-      loss = loss + method.regularizer(params)
+      loss = loss + method.regularizer(params, state.extras)
     return loss, (new_batch_stats, apply_update)
 
   (loss, (new_batch_stats, apply_update)), grads = jax.value_and_grad(
