@@ -442,3 +442,32 @@ def test_clad_auroc_floor_on_the_digits_latent_scenario(tmp_path, adbench_dir):
   result = runner.run_single(config, tmp_path)
   assert result["name"] == "clad" and result["num_labelled"] == 0
   assert result["auroc"][0] > 0.7, result["auroc"]
+
+
+@pytest.mark.parametrize("field,values", [("temperature", (1000.0, 2.0)),
+                                          ("odin_epsilon", (1e-4, 2e-3)),
+                                          ("learning_rate", (1e-4, 1e-3))])
+def test_clad_run_hparam_sweep_is_one_program_equal_to_separate_cells(tmp_path, adbench_dir,
+                                                                      field, values):
+  """ODIN's T and epsilon and the classifier's rate are run data (DEC's Student-t degrees
+  and tolerance too, but two DEC epochs are too few to change the hard pseudo-labels):
+  a sweep is one program, and every cell equals running alone to float rounding (XLA
+  batches the convolutions of two runs differently from one: about 1 ulp of the scores;
+  a rate other than the program's also scales the updates)."""
+  pytest.importorskip("sklearn")
+  short = {"clad.ae_epochs": 2, "clad.dec_epochs": 2, "clad.num_epochs": 2,
+           "clad.kmeans_n_init": 2, "num_seeds": 1, "data_dir": str(adbench_dir)}
+  config = clad_config(grid=f"clad.{field}={values[0]}|{values[1]}", **short)
+  assert len(runner.plan_grid(config)) == 1
+  runner.run_grid(config, tmp_path / "grid")
+  cells = [np.load(tmp_path / "grid" / "cells" / f"clad.{field}={v}" / "scores.npz")["scores"]
+           for v in values]
+  for value, cell in zip(values, cells):
+    runner.run_single(clad_config(**short, **{f"clad.{field}": value}), tmp_path / str(value))
+    alone = np.load(tmp_path / str(value) / "scores.npz")["scores"]
+    if field == "learning_rate" and value != values[0]:
+      np.testing.assert_allclose(cell, alone, rtol=1e-3, atol=1e-4)
+    else:
+      np.testing.assert_allclose(cell, alone, rtol=1e-5, atol=1e-6)
+  # the values really mattered (two epochs leave the max-softmax scores near 1/K)
+  assert not np.array_equal(cells[0], cells[1])

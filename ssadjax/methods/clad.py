@@ -101,10 +101,11 @@ def odin_perturb(logits_fn, x: jax.Array, *, temperature: float, epsilon: float,
   return x - epsilon * odin_direction(jax.grad(summed_ce)(x), gradient_sign)
 
 
-def odin_confidence(logits_fn, x: jax.Array, *, temperature: float, epsilon: float,
+def odin_confidence(logits_fn, x: jax.Array, *, temperature: float, epsilon: float | None,
                     gradient_sign: str = "torch_ge"):
-  """max softmax(f(x~) / T) of the perturbed input; higher = more normal. `[n]`."""
-  if epsilon:
+  """max softmax(f(x~) / T) of the perturbed input; higher = more normal. `[n]`.
+  `epsilon` None or 0: no perturbation (a traced epsilon always perturbs)."""
+  if epsilon is not None and (isinstance(epsilon, jax.Array) or epsilon != 0):
     x = odin_perturb(logits_fn, x, temperature=temperature, epsilon=epsilon,
                      gradient_sign=gradient_sign)
   return losses.max_softmax(logits_fn(x), temperature=temperature)
@@ -318,7 +319,6 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
   # The same classifier with momentum-0 statistics: norm.eval_stats='recomputed'.
   stats_classifier = classifier.clone(norm=for_recompute(policy))
   prep = functools.partial(standardise, image_shape=image_shape)
-  epsilon = float(hp.odin_epsilon) * float(hp.odin_epsilon_scale)
   gradient_sign = hp.odin_gradient_sign
   odin_direction(jnp.zeros(1), gradient_sign)  # a clear error for an unknown value now
 
@@ -395,7 +395,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     never drawn if excluded) and the cluster sizes are in `extras`."""
     optimizer = dec_optimizer(hp.dec_learning_rate, hp.dec_momentum)
     dec = functools.partial(dec_epoch, encoder, batch_size=hp.dec_batch_size,
-                            optimizer=optimizer, alpha=hp.dec_alpha, sampling=hp.ae_sampling)
+                            optimizer=optimizer, sampling=hp.ae_sampling)
 
     def init(variables, extras, extras_key, data):
       params = {"encoder": extras["encoder"], "centers": extras["centers"]}
@@ -407,6 +407,8 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
               "sizes": jnp.zeros(k, jnp.int32)}
 
     def epoch(state, index, extras, data):
+      # Run data (Method.run_hparams): the Student-t degrees and the stopping tolerance.
+      alpha, tol = extras["hparams"]["dec_alpha"], extras["hparams"]["dec_tol"]
       keys = jax.random.wrap_key_data(state["keys"])
       x_fit = fit_rows(extras, data)
       rest_key, first_key = jax.random.split(keys[5])
@@ -416,7 +418,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
         centers, _, inertia = ops.kmeans(keys[4], z, k, n_init=hp.kmeans_n_init,
                                          num_iters=hp.kmeans_iters)
         params = {"encoder": extras["encoder"], "centers": centers}
-        previous = dec_assign(encoder, params, x_fit, first_key, alpha=hp.dec_alpha,
+        previous = dec_assign(encoder, params, x_fit, first_key, alpha=alpha,
                               sampling=hp.ae_sampling)
         return ({**state, "params": params, "opt_state": optimizer.init(params),
                  "previous": previous, "inertia": inertia},
@@ -424,7 +426,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
       def train(state):
         params, opt_state, labels, loss = dec(state["params"], state["opt_state"], x_fit,
-                                              rest_key, state["dec_epochs"])
+                                              rest_key, state["dec_epochs"], alpha=alpha)
         changed = jnp.mean((labels != state["previous"]).astype(jnp.float32))
         return ({**state, "params": params, "opt_state": opt_state, "previous": labels,
                  "dec_epochs": state["dec_epochs"] + 1, "changed": changed}, loss)
@@ -433,12 +435,12 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
         return state, jnp.float32(0.0)
 
       state, loss = jax.lax.switch(
-          jnp.where(index == 0, 0, jnp.where(state["changed"] >= hp.dec_tol, 1, 2)),
+          jnp.where(index == 0, 0, jnp.where(state["changed"] >= tol, 1, 2)),
           [cluster, train, converged], state)
       z_all = _features(encoder, state["params"]["encoder"], prep(data.x, extras), keys[6],
                         hp.ae_sampling)
       pseudo = jnp.argmax(losses.student_t_assignment(z_all, state["params"]["centers"],
-                                                      alpha=hp.dec_alpha), -1)
+                                                      alpha=alpha), -1)
       pseudo = pseudo.astype(jnp.int32)
       sizes = jnp.bincount(pseudo[fit_pool(data)], length=k).astype(jnp.int32)
       return {**state, "pseudo": pseudo, "sizes": sizes}, loss
@@ -468,8 +470,12 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
   def score(variables, extras, x):
     logits_fn = lambda x_in: apply_eval(classifier, variables, x_in,
                                              eval_stats=policy.eval_stats)
+    run = extras["hparams"]
+    # ODIN's T and epsilon are run data; epsilon 0 (no perturbation) is program.
+    epsilon = (run["odin_epsilon"] * float(hp.odin_epsilon_scale) if hp.odin_epsilon
+               else None)
     block = lambda xb: -odin_confidence(logits_fn, prep(xb, extras),
-                                        temperature=hp.temperature, epsilon=epsilon,
+                                        temperature=run["temperature"], epsilon=epsilon,
                                         gradient_sign=gradient_sign)
     return ops.blocked_map(block, x, int(hp.score_block))
 
@@ -485,4 +491,11 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       batch_statistics=lambda params, batch_stats, extras, x: exact_batch_stats(
           stats_classifier, params, batch_stats, prep(x, extras)),
       stages=((autoencoder_stage(),) if hp.ae_epochs > 0 else ()) + (cluster_stage(),),
+      # Adam's updates are proportional to the rate: a learning-rate sweep is one program.
+      learning_rate=hp.learning_rate,
+      # ODIN's temperature and epsilon (when > 0), DEC's Student-t degrees and stopping
+      # tolerance are run data; the stages' own rates and every size stay program.
+      run_hparams={"temperature": hp.temperature, "dec_alpha": hp.dec_alpha,
+                   "dec_tol": hp.dec_tol,
+                   **({"odin_epsilon": hp.odin_epsilon} if hp.odin_epsilon else {})},
   )
