@@ -15,8 +15,8 @@ import logging
 from ssadjax import methods, metrics, runconfig
 from ssadjax.host import engine
 from ssadjax.program import parallel
-from ssadjax.host.grouping import (bucket, bucket_size, plan_programs, program_counts, program_delta,
-                              program_key)
+from ssadjax.host.grouping import (bucket, bucket_size, plan_programs, program_counts,
+                                   program_delta, program_key)
 from experiments import grid
 from experiments.workdir import MetricsLog, claim, finished, versions, write_results
 from ssadjax.host.files import atomic_write_npz, atomic_write_text

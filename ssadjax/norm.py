@@ -102,6 +102,19 @@ def norm_affine(policy: NormPolicy, reference: bool) -> bool:
   return reference if policy.affine is None else bool(policy.affine)
 
 
+def placed_norm(x, policy: NormPolicy, layer: int, num_layers: int, *, reference: bool,
+                affine: bool, epsilon: float, momentum: float, train: bool, mask=None,
+                name: str | None = None):
+  """`x` through a `Norm` where `policy.placement` puts one after hidden layer `layer` (of
+  `num_layers`; `reference`: whether the reference architecture has one there), else `x`
+  unchanged. `affine` is the reference's choice (`norm_affine`). Called inside a Linen
+  `compact` method, the norm is a child of that module (named `name`, or numbered)."""
+  if not norm_placed(policy, layer, num_layers, reference):
+    return x
+  return Norm(policy, epsilon=epsilon, affine=norm_affine(policy, affine), momentum=momentum,
+              name=name)(x, train=train, mask=mask)
+
+
 def for_recompute(policy: NormPolicy) -> NormPolicy:
   """The policy of the statistics-recomputation pass (eval_stats='recomputed'): momentum
   0 (the running statistics become the pass's statistics), every row, one group (exact

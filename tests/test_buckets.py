@@ -286,18 +286,22 @@ def test_run_hparam_sweep_is_one_program_equal_to_separate_cells(tmp_path, name,
            "bgad": {"bgad.num_blocks": 2, "bgad.batch_size": 32,  # a fast rate: a visible effect
                     "bgad.anomalies_per_batch": 4, "bgad.meta_epochs": 3,
                     "bgad.learning_rate": 1e-2}}[name]
-  config = tiny_config(method=name, num_seeds=2, **steps,
-                       grid=f"{name}.{field}={values[0]}|{values[1]}")
+  _assert_sweep_is_one_program(tmp_path, name, f"{name}.{field}", values, steps)
+
+
+def _assert_sweep_is_one_program(tmp_path, method, key, values, steps):
+  """`grid=key=v0|v1` plans and trains as one program, every cell bit-identical to
+  running its value alone, and the two values really trained differently."""
+  config = tiny_config(method=method, num_seeds=2, **steps, grid=f"{key}={values[0]}|{values[1]}")
   assert len(runner.plan_grid(config)) == 1
   summaries = runner.run_grid(config, tmp_path / "grid")
   assert [s["program_group"]["cells"] for s in summaries] == [2, 2]
-  cells = [_cell_scores(tmp_path / "grid" / "cells" / f"{name}.{field}={v}") for v in values]
+  cells = [_cell_scores(tmp_path / "grid" / "cells" / f"{key}={v}") for v in values]
   for value, cell in zip(values, cells):
-    runner.run_single(
-        tiny_config(method=name, num_seeds=2, **steps, **{f"{name}.{field}": value}),
-        tmp_path / f"alone_{value}")
+    runner.run_single(tiny_config(method=method, num_seeds=2, **steps, **{key: value}),
+                      tmp_path / f"alone_{value}")
     np.testing.assert_array_equal(cell, _cell_scores(tmp_path / f"alone_{value}"))
-  assert not np.allclose(cells[0], cells[1], rtol=1e-3)  # the values really trained
+  assert not np.allclose(cells[0], cells[1], rtol=1e-3)
 
 
 def test_run_hparams_of_another_method_are_a_clear_error():
@@ -328,19 +332,7 @@ def test_batchnorm_momentum_sweep_is_one_program_equal_to_separate_cells(tmp_pat
                                                                          steps):
   """norm.momentum is run data (norm.run_momentum): a sweep trains as one program, every
   cell bit-identical to running alone, and the momenta really differ in effect."""
-  values = (0.5, 0.0)
-  config = tiny_config(method=name, num_seeds=2, **steps,
-                       grid=f"norm.momentum={values[0]}|{values[1]}")
-  assert len(runner.plan_grid(config)) == 1
-  summaries = runner.run_grid(config, tmp_path / "grid")
-  assert [s["program_group"]["cells"] for s in summaries] == [2, 2]
-  cells = [_cell_scores(tmp_path / "grid" / "cells" / f"norm.momentum={v}") for v in values]
-  for value, cell in zip(values, cells):
-    runner.run_single(tiny_config(method=name, num_seeds=2, **steps, **{"norm.momentum": value}),
-                      tmp_path / f"alone_{value}")
-    np.testing.assert_array_equal(cell, _cell_scores(tmp_path / f"alone_{value}"))
-  assert not np.allclose(cells[0], cells[1], rtol=1e-3)
-
+  _assert_sweep_is_one_program(tmp_path, name, "norm.momentum", (0.5, 0.0), steps)
 
 @pytest.mark.parametrize("name,steps", [
     ("deepsad", {"deepsad.num_epochs": 3}),

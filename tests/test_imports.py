@@ -185,7 +185,8 @@ def test_config_and_preflight_import_no_jax_and_each_default_lives_in_its_method
   """The config, its per-method sections and the command line's checks load without JAX;
   a method's defaults, presets and AnoOnly declaration are in ssadjax/hparams/<method>.py
   and nowhere else (ssadjax/config.py assembles the sections)."""
-  code = ("import sys\nimport ssadjax.config, ssadjax.runconfig, ssadjax.hparams, experiments.grid\n"
+  code = ("import sys\n"
+          "import ssadjax.config, ssadjax.runconfig, ssadjax.hparams, experiments.grid\n"
           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'flax', 'optax')))")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                        text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -53,7 +53,8 @@ import optax
 from ssadjax import losses
 from ssadjax.methods import base, samplers
 from ssadjax.methods import train_data
-from ssadjax.models.variables import apply_eval, apply_train, exact_batch_stats, make_variables, split_variables
+from ssadjax.models.variables import (apply_eval, apply_train, exact_batch_stats, make_variables,
+                                      split_variables)
 from ssadjax.models.bgad import Flow, random_rotations
 from ssadjax.norm import NormPolicy, for_recompute, stats_mask
 

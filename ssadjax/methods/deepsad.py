@@ -36,7 +36,8 @@ import optax
 from ssadjax import losses
 from ssadjax.methods import base, samplers
 from ssadjax.methods import train_data
-from ssadjax.models.variables import apply_eval, apply_train, exact_batch_stats, make_variables, replace_param, split_variables
+from ssadjax.models.variables import (apply_eval, apply_train, exact_batch_stats, make_variables,
+                                      replace_param, split_variables)
 from ssadjax.models.layers import true_fan_kernel
 from ssadjax.models import MLPAutoencoder, MLPDecoder, MLPEncoder
 from ssadjax.models import lenet

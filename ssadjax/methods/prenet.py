@@ -85,7 +85,8 @@ def pair_sampler(*, batch_size: int = 512, orientation: str = "adbench",
     del epoch_state, i
     data = jax.tree.map(jnp.asarray, data)  # host arrays work too (tests)
     # Padded data (shape buckets): the counts are traced and the host checked them.
-    num_anomalies, num_unlabelled = train_data.anomaly_count(data), train_data.unlabelled_count(data)
+    num_anomalies = train_data.anomaly_count(data)
+    num_unlabelled = train_data.unlabelled_count(data)
     if not train_data.is_padded(data) and num_anomalies < 1:
       raise ValueError("PReNet needs at least one labelled anomaly")
     if not train_data.is_padded(data) and distinct_anomaly_pairs and num_anomalies < 2:

@@ -18,7 +18,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 
-from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
+from ssadjax.norm import NormPolicy, placed_norm
 
 keras_glorot_uniform = nn.initializers.glorot_uniform()
 
@@ -35,8 +35,7 @@ class DevNetScorer(nn.Module):
     n = len(self.hidden_dims)
     for i, width in enumerate(self.hidden_dims):
       x = nn.relu(nn.Dense(width, kernel_init=keras_glorot_uniform, name=f"hidden_{i}")(x))
-      if norm_placed(self.norm, i, n, reference=self.insert_norm and i == n - 1):
-        x = Norm(self.norm, epsilon=self.norm_epsilon, affine=norm_affine(self.norm, True),
-                 momentum=self.norm_momentum, name="norm" if i == n - 1 else f"norm_{i}")(
-                     x, train=train, mask=norm_mask)
+      x = placed_norm(x, self.norm, i, n, reference=self.insert_norm and i == n - 1,
+                      affine=True, epsilon=self.norm_epsilon, momentum=self.norm_momentum,
+                      train=train, mask=norm_mask, name="norm" if i == n - 1 else f"norm_{i}")
     return nn.Dense(1, kernel_init=keras_glorot_uniform, name="score")(x)[..., 0]

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from ssadjax.losses import safe_l2_norm
-from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
+from ssadjax.norm import NormPolicy, placed_norm
 
 keras_glorot_normal = nn.initializers.variance_scaling(1.0, "fan_avg", "truncated_normal")
 
@@ -73,12 +73,12 @@ class FEAWADNet(nn.Module):
     error = safe_l2_norm(residual, eps=self.residual_eps)[:, None]
     z = jnp.concatenate([residual / error, h, error], axis=-1)
     z = nn.relu(_dense(256, "hl2")(z))
-    if norm_placed(self.norm, 0, 2, reference=False):
-      z = Norm(self.norm, epsilon=self.norm_epsilon, affine=norm_affine(self.norm, True),
-               momentum=self.norm_momentum, name="norm_0")(z, train=train, mask=norm_mask)
+    z = placed_norm(z, self.norm, 0, 2, reference=False, affine=True,
+                    epsilon=self.norm_epsilon, momentum=self.norm_momentum, train=train,
+                    mask=norm_mask, name="norm_0")
     z = nn.relu(_dense(32, "hl3")(jnp.concatenate([z, error], axis=-1)))
     z = jnp.concatenate([z, error], axis=-1)
-    if norm_placed(self.norm, 1, 2, reference=self.norm_before_head):
-      z = Norm(self.norm, epsilon=self.norm_epsilon, affine=norm_affine(self.norm, True),
-               momentum=self.norm_momentum, name="norm")(z, train=train, mask=norm_mask)
+    z = placed_norm(z, self.norm, 1, 2, reference=self.norm_before_head, affine=True,
+                    epsilon=self.norm_epsilon, momentum=self.norm_momentum, train=train,
+                    mask=norm_mask, name="norm")
     return _dense(1, "score")(z)[..., 0], residual

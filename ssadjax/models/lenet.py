@@ -24,7 +24,7 @@ import numpy as np
 
 from ssadjax.models.layers import torch_linear_init
 from ssadjax.models.mlp import MLPEncoder
-from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
+from ssadjax.norm import NormPolicy, placed_norm
 
 ENCODERS = ("auto", "mlp", "lenet_mnist", "lenet_cifar")
 LENET_MNIST = dict(channels=(8, 4), rep_dim=32)
@@ -56,10 +56,9 @@ class LeNetEncoder(nn.Module):
       x = nn.Conv(width, (self.kernel_size, self.kernel_size), padding=((pad, pad), (pad, pad)),
                   use_bias=False, kernel_init=torch_linear_init)(x)
       # The reference has a norm after every conv block ('reference' = 'all_hidden').
-      if norm_placed(self.norm, i, len(self.channels), reference=True):
-        x = Norm(self.norm, epsilon=self.norm_epsilon,
-                 affine=norm_affine(self.norm, self.norm_affine),
-                 momentum=self.norm_momentum)(x, train=train, mask=mask)
+      x = placed_norm(x, self.norm, i, len(self.channels), reference=True,
+                      affine=self.norm_affine, epsilon=self.norm_epsilon,
+                      momentum=self.norm_momentum, train=train, mask=mask)
       x = nn.leaky_relu(x, self.negative_slope)
       x = nn.max_pool(x, (2, 2), strides=(2, 2))
     x = x.reshape((x.shape[0], -1))

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 
 from ssadjax.models.layers import torch_linear_init
-from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
+from ssadjax.norm import NormPolicy, placed_norm
 
 
 class MLPEncoder(nn.Module):
@@ -34,10 +34,9 @@ class MLPEncoder(nn.Module):
     n = len(self.hidden_dims)
     for i, width in enumerate(self.hidden_dims):
       x = nn.Dense(width, use_bias=self.use_bias, kernel_init=torch_linear_init)(x)
-      if norm_placed(self.norm, i, n, reference=True):
-        x = Norm(self.norm, epsilon=self.norm_epsilon,
-                 affine=norm_affine(self.norm, self.norm_affine),
-                 momentum=self.norm_momentum, name=f"Norm_{i}")(x, train=train, mask=norm_mask)
+      x = placed_norm(x, self.norm, i, n, reference=True, affine=self.norm_affine,
+                      epsilon=self.norm_epsilon, momentum=self.norm_momentum, train=train,
+                      mask=norm_mask, name=f"Norm_{i}")
       x = nn.leaky_relu(x, self.negative_slope)
     return nn.Dense(self.rep_dim, use_bias=self.use_bias, kernel_init=torch_linear_init)(x)
 
@@ -58,10 +57,9 @@ class MLPDecoder(nn.Module):
     n = len(self.hidden_dims)
     for i, width in enumerate(self.hidden_dims):
       z = nn.Dense(width, use_bias=self.use_bias, kernel_init=torch_linear_init)(z)
-      if norm_placed(self.norm, i, n, reference=True):
-        z = Norm(self.norm, epsilon=self.norm_epsilon,
-                 affine=norm_affine(self.norm, self.norm_affine),
-                 momentum=self.norm_momentum, name=f"Norm_{i}")(z, train=train, mask=norm_mask)
+      z = placed_norm(z, self.norm, i, n, reference=True, affine=self.norm_affine,
+                      epsilon=self.norm_epsilon, momentum=self.norm_momentum, train=train,
+                      mask=norm_mask, name=f"Norm_{i}")
       z = nn.leaky_relu(z, self.negative_slope)
     z = nn.Dense(self.out_dim, use_bias=self.use_bias, kernel_init=torch_linear_init)(z)
     return nn.sigmoid(z)

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from ssadjax.models.layers import torch_linear_bias_init, torch_linear_init
-from ssadjax.norm import Norm, NormPolicy, norm_affine, norm_placed
+from ssadjax.norm import NormPolicy, placed_norm
 
 INIT_SCHEMES = ("torch", "keras")
 
@@ -57,11 +57,10 @@ class PReNetFeatures(nn.Module):
       x = dense(width, x.shape[-1], self.init_scheme, name=f"dense_{i}")(x)
       x = nn.relu(x)
       # norm.placement (ssadjax/norm.py); the reference's one is AnoOnly's after the last ReLU.
-      if norm_placed(self.norm, i, n, reference=self.insert_norm and i == n - 1):
-        x = Norm(self.norm, epsilon=self.norm_epsilon,
-                 affine=norm_affine(self.norm, self.norm_affine),
-                 momentum=self.norm_momentum, name="norm" if i == n - 1 else f"norm_{i}")(
-                     x, train=train, mask=norm_mask)
+      x = placed_norm(x, self.norm, i, n, reference=self.insert_norm and i == n - 1,
+                      affine=self.norm_affine, epsilon=self.norm_epsilon,
+                      momentum=self.norm_momentum, train=train, mask=norm_mask,
+                      name="norm" if i == n - 1 else f"norm_{i}")
     return x
 
 

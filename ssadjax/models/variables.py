@@ -22,7 +22,8 @@ def make_variables(params, batch_stats) -> dict:
 def apply_train(model, params, batch_stats, x, **kwargs):
   """Train-mode forward that returns (output, new_batch_stats); works with or without
   BatchNorm in the model (LayerNorm / no-norm controls have no batch_stats)."""
-  out, updates = model.apply(make_variables(params, batch_stats), x, train=True, mutable=["batch_stats"], **kwargs)
+  out, updates = model.apply(make_variables(params, batch_stats), x, train=True,
+                             mutable=["batch_stats"], **kwargs)
   return out, updates.get("batch_stats", batch_stats)
 
 
