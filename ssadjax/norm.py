@@ -145,7 +145,8 @@ _RUN_MOMENTUM = contextvars.ContextVar("ssadjax_run_momentum", default=None)
 def run_momentum(momentum):
   """While tracing the block, every train-mode BatchNorm of a `Norm` moves its running
   statistics with `momentum` (a float32 scalar, traced: the run's `norm.momentum`) instead
-  of its static one. None: no effect.
+  of its static one (unless the layer's policy fixes a momentum: `methods.build` leaves it
+  unset when the run carries one). None: no effect.
 
   The engine opens it around each training step and stage (ssadjax/program/train.py), so
   that a momentum sweep is one compiled program whose runs carry their own value (the
@@ -191,8 +192,10 @@ class Norm(nn.Module):
                                 epsilon=self.epsilon, use_bias=self.affine,
                                 use_scale=self.affine, name="BatchNorm_0")
     run_value = _RUN_MOMENTUM.get()
-    if (run_value is None or not train or self.is_initializing()
-        or not self.is_mutable_collection("batch_stats")):
+    # A momentum the policy fixes wins: the statistics-recomputation model (momentum 0,
+    # `for_recompute`) stays exact wherever it is applied.
+    if (run_value is None or self.policy.momentum is not None or not train
+        or self.is_initializing() or not self.is_mutable_collection("batch_stats")):
       return batch_norm(x, mask=mask)
     # The statistics before this call (arrays: the live dict changes with the call).
     before = dict(self.variables["batch_stats"]["BatchNorm_0"])

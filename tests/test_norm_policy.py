@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ssadjax import methods
+from ssadjax import methods, norm
 from experiments import grid
 from experiments import runner, workdir
 from ssadjax.host import engine
@@ -151,6 +151,33 @@ def _devnet_numpy_scores(params, mean, var, x, eps=1e-3):
   bn = params["norm"]["BatchNorm_0"]
   z = (h - mean) / np.sqrt(var + eps) * bn["scale"] + bn["bias"]
   return (z @ params["score"]["kernel"] + params["score"]["bias"])[:, 0], h
+
+
+def test_run_momentum_moves_the_statistics_unless_the_policy_fixes_one():
+  """Inside `run_momentum(m)` a train-mode BatchNorm blends with m (two calls: twice, in
+  order); a policy with its own momentum (the recomputation model's 0) ignores it."""
+  x1 = jax.random.normal(jax.random.key(1), (16, 3))
+  x2 = 2.0 + jax.random.normal(jax.random.key(2), (16, 3))
+
+  def stats(policy, run):
+    module = Norm(policy)
+    variables = module.init(jax.random.key(0), x1, train=True)
+    old = variables["batch_stats"]["BatchNorm_0"]["mean"] + 0.5
+    variables = {**variables, "batch_stats": {"BatchNorm_0": {
+        "mean": old, "var": variables["batch_stats"]["BatchNorm_0"]["var"]}}}
+
+    def twice(v):
+      with norm.run_momentum(run):
+        _, v1 = module.apply(v, x1, train=True, mutable=["batch_stats"])
+        _, v2 = module.apply({**v, **v1}, x2, train=True, mutable=["batch_stats"])
+      return v2["batch_stats"]["BatchNorm_0"]["mean"]
+    return old, jax.jit(twice)(variables)
+
+  old, mean = stats(NormPolicy(), jnp.float32(0.25))
+  expected = 0.25 * (0.25 * old + 0.75 * jnp.mean(x1, 0)) + 0.75 * jnp.mean(x2, 0)
+  np.testing.assert_allclose(mean, expected, rtol=1e-5, atol=1e-6)
+  _, mean = stats(NormPolicy(momentum=0.0), jnp.float32(0.25))
+  np.testing.assert_allclose(mean, jnp.mean(x2, 0), rtol=1e-5, atol=1e-6)
 
 
 def test_each_evaluation_option_computes_what_it_says():
