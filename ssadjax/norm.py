@@ -166,9 +166,9 @@ def run_momentum(momentum):
 class Norm(nn.Module):
   """BatchNorm / LayerNorm / identity chosen by the policy.
 
-  `epsilon`, `affine` and `momentum` are the reference architecture's values; the
-  policy's momentum overrides the latter when set, and the run's momentum (`run_momentum`)
-  overrides both while training inside the engine.
+  `epsilon`, `affine` and `momentum` are the reference architecture's values. The
+  policy's momentum overrides the latter when set; otherwise, while training inside the
+  engine, the run's momentum does (`run_momentum`).
   """
   policy: NormPolicy
   epsilon: float = 1e-5
