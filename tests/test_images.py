@@ -196,7 +196,7 @@ def test_lenet_norm_mask_selects_the_statistics_rows():
 
 
 def test_encoder_resolution():
-  assert lenet.resolve_encoder("auto", None) == "mlp"
+  assert lenet.resolve_encoder("auto", None) == lenet.resolve_encoder("auto", ()) == "mlp"
   assert lenet.resolve_encoder("auto", (28, 28, 1)) == "lenet_mnist"
   assert lenet.resolve_encoder("auto", (32, 32, 3)) == "lenet_cifar"
   with pytest.raises(ValueError, match="tabular"):

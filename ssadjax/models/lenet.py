@@ -67,14 +67,15 @@ class LeNetEncoder(nn.Module):
 
 def resolve_encoder(kind: str, image_shape: Sequence[int] | None) -> str:
   """'auto' -> 'lenet_mnist' for 1-channel images, 'lenet_cifar' for 3-channel images,
-  'mlp' for tabular data (image_shape None); explicit kinds are checked against the data."""
+  'mlp' for tabular data (image_shape None or (), the factories' default); explicit kinds
+  are checked against the data."""
   if kind not in ENCODERS:
     raise ValueError(f"encoder={kind!r}; expected one of {ENCODERS}")
   if kind == "auto":
-    if image_shape is None:
+    if not image_shape:
       return "mlp"
     return "lenet_mnist" if image_shape[-1] == 1 else "lenet_cifar"
-  if kind != "mlp" and image_shape is None:
+  if kind != "mlp" and not image_shape:
     raise ValueError(f"encoder={kind!r} needs an image dataset (tfds:<set>/<k>, "
                      "sklearn:digits/<k>); this dataset is tabular: use 'mlp' or 'auto'")
   return kind
