@@ -139,6 +139,9 @@ def stats_mask(policy: NormPolicy, semi_labels: jax.Array) -> jax.Array | None:
 
 
 _RUN_MOMENTUM = contextvars.ContextVar("ssadjax_run_momentum", default=None)
+# The run hyper-parameter that carries a set `norm.momentum` (`methods.build`; a config
+# path, not a field of the method's section), read by the engine for `run_momentum`.
+RUN_HPARAM = "norm.momentum"
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from ssadjax.methods import anoonly
 from ssadjax.methods import bgad, clad, deepsad, devnet, feawad, funad, prenet
 from ssadjax.methods.base import Method, Sampler
 from ssadjax.methods.train_data import TrainData, make_train_data
+from ssadjax import norm
 from ssadjax.norm import NormPolicy
 
 
@@ -89,12 +90,8 @@ def build(cfg, input_dim: int, num_train: int) -> Method:
   if not run_momentum:
     return method
   return dataclasses.replace(method, run_hparams={**method.run_hparams,
-                                                  RUN_MOMENTUM: policy.momentum})
+                                                  norm.RUN_HPARAM: policy.momentum})
 
-
-# The run hyper-parameter that carries `norm.momentum` (a config path, not a field of the
-# method's section).
-RUN_MOMENTUM = "norm.momentum"
 
 
 __all__ = ["FACTORIES", "REGISTRY", "Entry", "Method", "Sampler", "TrainData", "build",

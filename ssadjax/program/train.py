@@ -119,7 +119,7 @@ def initialise(method: Method, init_key, extras_key, data: TrainData) -> TrainSt
 def _run_momentum(extras):
   """The run's BatchNorm momentum (`methods.build` makes `norm.momentum` run data), or
   None for a method built without it."""
-  return extras.get("hparams", {}).get("norm.momentum")
+  return extras.get("hparams", {}).get(norm.RUN_HPARAM)
 
 
 def _skipped_epoch(state):
