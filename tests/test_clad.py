@@ -14,6 +14,7 @@ import ssadjax.data as data
 from experiments.configs import adbench
 from ssadjax import losses, methods, ops
 from ssadjax import runconfig
+from ssadjax.host import engine
 from experiments import runner
 from ssadjax.data import DatasetError, images, latent_classes
 from ssadjax.methods import clad
@@ -446,14 +447,16 @@ def test_clad_auroc_floor_on_the_digits_latent_scenario(tmp_path, adbench_dir):
 
 @pytest.mark.parametrize("field,values", [("temperature", (1000.0, 2.0)),
                                           ("odin_epsilon", (1e-4, 2e-3)),
-                                          ("learning_rate", (1e-4, 1e-3))])
+                                          ("learning_rate", (1e-4, 1e-3)),
+                                          ("ae_learning_rate", (1e-3, 3e-3))])
 def test_clad_run_hparam_sweep_is_one_program_equal_to_separate_cells(tmp_path, adbench_dir,
                                                                       field, values):
-  """ODIN's T and epsilon and the classifier's rate are run data (DEC's Student-t degrees
-  and tolerance too, but two DEC epochs are too few to change the hard pseudo-labels):
-  a sweep is one program, and every cell equals running alone to float rounding (XLA
-  batches the convolutions of two runs differently from one: about 1 ulp of the scores;
-  a rate other than the program's also scales the updates)."""
+  """ODIN's T and epsilon, the classifier's and the autoencoder's rates are run data
+  (DEC's rate, momentum, Student-t degrees and tolerance too, but two DEC epochs are too
+  few to change the hard pseudo-labels; test_stage_rates_and_momentum_are_the_runs_own_values
+  checks DEC's centres): a sweep is one program, and every cell equals running alone to
+  float rounding (XLA batches the convolutions of two runs differently from one: about 1
+  ulp of the scores; a classifier rate other than the program's also scales the updates)."""
   pytest.importorskip("sklearn")
   short = {"clad.ae_epochs": 2, "clad.dec_epochs": 2, "clad.num_epochs": 2,
            "clad.kmeans_n_init": 2, "num_seeds": 1, "data_dir": str(adbench_dir)}
@@ -471,3 +474,41 @@ def test_clad_run_hparam_sweep_is_one_program_equal_to_separate_cells(tmp_path, 
       np.testing.assert_allclose(cell, alone, rtol=1e-5, atol=1e-6)
   # the values really mattered (two epochs leave the max-softmax scores near 1/K)
   assert not np.array_equal(cells[0], cells[1])
+
+
+def test_stage_rates_and_momentum_are_the_runs_own_values():
+  """The autoencoder's and DEC's rates and DEC's momentum are run data: a run given
+  other values than its method's configured ones trains its stages exactly as a method
+  configured with them (same encoder and centres, bit for bit), and the values matter."""
+  short = {"clad.ae_epochs": 2, "clad.dec_epochs": 2, "clad.kmeans_n_init": 1,
+           "clad.num_clusters": 3, "clad.batch_size": 16, "clad.ae_batch_size": 16,
+           "clad.dec_batch_size": 16}
+  other = {"ae_learning_rate": 3e-3, "dec_learning_rate": 0.2, "dec_momentum": 0.5}
+  data = jax.device_put(_train_data())
+
+  def stages_program(method):
+    """(run values) -> the stages' encoder and centres; one compiled program."""
+    def run(hparams):
+      state = engine.create_train_state(method, jax.random.key(0), jax.random.key(1), data,
+                                        hparams)
+      for i, stage in enumerate(method.stages):
+        state, _ = engine.run_stage_epochs(method, i, stage.num_epochs, state, data,
+                                           stage.num_epochs)
+      return state.extras["encoder"], state.extras["centers"]
+    return jax.jit(run)
+
+  configured = methods.build(clad_config(**short), 64, 40)
+  defaults = {name: configured.run_hparams[name] for name in other}
+  program = stages_program(configured)
+  as_run_data = program(other)
+  as_config = stages_program(methods.build(
+      clad_config(**short, **{f"clad.{k}": v for k, v in other.items()}), 64, 40))(other)
+  for a, b in zip(jax.tree.leaves(as_run_data), jax.tree.leaves(as_config)):
+    np.testing.assert_array_equal(a, b)
+  default = program(defaults)
+  for name in other:  # each value on its own changes the stages' result
+    alone = program({**defaults, name: other[name]})
+    assert not np.array_equal(alone[1], default[1]), name
+  # momentum 0 is no momentum trace (another optimizer state): program, not run data
+  assert "dec_momentum" not in methods.build(
+      clad_config(**short, **{"clad.dec_momentum": 0.0}), 64, 40).run_hparams

@@ -212,6 +212,29 @@ def dec_optimizer(learning_rate: float, momentum: float) -> optax.GradientTransf
   return optax.sgd(learning_rate, momentum=momentum if momentum else None)
 
 
+# A stage's optimizer with its rate (and SGD's momentum) in its state, where the stage puts
+# each run's own value (`with_run_values`): a sweep over them shares one program.
+def _injected_adam(learning_rate: float) -> optax.GradientTransformation:
+  return optax.inject_hyperparams(optax.adam, static_args=("b1", "b2", "eps", "eps_root"))(
+      learning_rate=learning_rate)
+
+
+def _injected_sgd(learning_rate: float, momentum: float) -> optax.GradientTransformation:
+  if momentum:
+    return optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate,
+                                               momentum=momentum)
+  # momentum 0 is no momentum trace at all (another optimizer state): program, not data
+  return optax.inject_hyperparams(optax.sgd, static_args=("momentum",))(
+      learning_rate=learning_rate, momentum=None)
+
+
+def with_run_values(opt_state, run: dict, names: dict):
+  """`opt_state` with each injected hyper-parameter `names[run_name]` set to the run's
+  value `run[run_name]` (names absent from `run` keep the configured value)."""
+  values = {inner: run[outer] for outer, inner in names.items() if outer in run}
+  return optax.tree_utils.tree_set(opt_state, **values) if values else opt_state
+
+
 def dec_assign(encoder, params, x, key, *, alpha: float, sampling: bool) -> jax.Array:
   """Hard cluster assignment of every row of `x` under DEC's Student-t kernel."""
   z = _features(encoder, params["encoder"], x, key, sampling)
@@ -360,14 +383,17 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
   def autoencoder_stage() -> base.Stage:
     """Stage 1: the convolutional autoencoder on the pool's rows; after every epoch its
-    encoder is `extras['encoder']` and its epoch loss `extras['ae_loss']`."""
-    optimizer = optax.adam(hp.ae_learning_rate)
+    encoder is `extras['encoder']` and its epoch loss `extras['ae_loss']`. Its rate is
+    run data (`ae_learning_rate`)."""
+    optimizer = _injected_adam(hp.ae_learning_rate)
+    run_values = {"ae_learning_rate": "learning_rate"}
 
     def init(variables, extras, extras_key, data):
       keys = jax.random.split(extras_key, 7)
       params = {"encoder": extras["encoder"],
                 "decoder": decoder.init(keys[1], jnp.zeros((2, hp.latent_dim)))["params"]}
-      return {"params": params, "opt_state": optimizer.init(params),
+      opt_state = with_run_values(optimizer.init(params), extras["hparams"], run_values)
+      return {"params": params, "opt_state": opt_state,
               "keys": jax.random.key_data(jax.random.split(keys[2], hp.ae_epochs)),
               "loss": jnp.float32(jnp.nan)}
 
@@ -392,14 +418,17 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     up to `dec_epochs` DEC epochs that stop once fewer than `dec_tol` of the rows change
     cluster (the remaining epochs are no-ops). After every epoch the centres, the
     pseudo-labels of every row (the classifier's targets; labelled anomalies included,
-    never drawn if excluded) and the cluster sizes are in `extras`."""
-    optimizer = dec_optimizer(hp.dec_learning_rate, hp.dec_momentum)
+    never drawn if excluded) and the cluster sizes are in `extras`. DEC's rate and
+    momentum (when > 0) are run data."""
+    optimizer = _injected_sgd(hp.dec_learning_rate, hp.dec_momentum)
+    run_values = {"dec_learning_rate": "learning_rate", "dec_momentum": "momentum"}
     dec = functools.partial(dec_epoch, encoder, batch_size=hp.dec_batch_size,
                             optimizer=optimizer, sampling=hp.ae_sampling)
 
     def init(variables, extras, extras_key, data):
       params = {"encoder": extras["encoder"], "centers": extras["centers"]}
-      return {"params": params, "opt_state": optimizer.init(params),
+      opt_state = with_run_values(optimizer.init(params), extras["hparams"], run_values)
+      return {"params": params, "opt_state": opt_state,
               "previous": jnp.zeros(fit_pool(data).shape[0], jnp.int32),
               "keys": jax.random.key_data(jax.random.split(extras_key, 7)),
               "dec_epochs": jnp.int32(0), "changed": jnp.float32(1.0),
@@ -420,7 +449,9 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
         params = {"encoder": extras["encoder"], "centers": centers}
         previous = dec_assign(encoder, params, x_fit, first_key, alpha=alpha,
                               sampling=hp.ae_sampling)
-        return ({**state, "params": params, "opt_state": optimizer.init(params),
+        # DEC starts afresh from the k-means centres, at this run's rate and momentum
+        opt_state = with_run_values(optimizer.init(params), extras["hparams"], run_values)
+        return ({**state, "params": params, "opt_state": opt_state,
                  "previous": previous, "inertia": inertia},
                 inertia / x_fit.shape[0])
 
@@ -493,9 +524,12 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       stages=((autoencoder_stage(),) if hp.ae_epochs > 0 else ()) + (cluster_stage(),),
       # Adam's updates are proportional to the rate: a learning-rate sweep is one program.
       learning_rate=hp.learning_rate,
-      # ODIN's temperature and epsilon (when > 0), DEC's Student-t degrees and stopping
-      # tolerance are run data; the stages' own rates and every size stay program.
+      # ODIN's temperature and epsilon (when > 0), the stages' rates, DEC's momentum
+      # (when > 0), Student-t degrees and stopping tolerance are run data; sizes and
+      # lengths stay program.
       run_hparams={"temperature": hp.temperature, "dec_alpha": hp.dec_alpha,
-                   "dec_tol": hp.dec_tol,
+                   "dec_tol": hp.dec_tol, "ae_learning_rate": hp.ae_learning_rate,
+                   "dec_learning_rate": hp.dec_learning_rate,
+                   **({"dec_momentum": hp.dec_momentum} if hp.dec_momentum else {}),
                    **({"odin_epsilon": hp.odin_epsilon} if hp.odin_epsilon else {})},
   )

@@ -56,9 +56,6 @@ def create_train_state(method: Method, init_key, extras_key, data: TrainData,
   batch_stats = variables.get("batch_stats", {})
   best = ({"loss": jnp.array(jnp.inf, jnp.float32), "params": params,
            "batch_stats": batch_stats} if method.select_best_epoch else {})
-  stages = tuple({"epoch": jnp.zeros((), jnp.int32),
-                  "state": stage.init(variables, extras, extras_key, data)}
-                 for stage in method.stages)
   opt_state = method.optimizer.init(params)
   if hparams:  # this run's values of method.run_hparams (init set the configured ones)
     values = {name: jnp.asarray(value, jnp.float32) for name, value in hparams.items()}
@@ -68,6 +65,10 @@ def create_train_state(method: Method, init_key, extras_key, data: TrainData,
                     if optax.tree_utils.tree_get(opt_state, k) is not None}
     if in_optimizer:
       opt_state = optax.tree_utils.tree_set(opt_state, **in_optimizer)
+  # Stages start from the run's own hyper-parameters (e.g. a stage optimizer's rate).
+  stages = tuple({"epoch": jnp.zeros((), jnp.int32),
+                  "state": stage.init(variables, extras, extras_key, data)}
+                 for stage in method.stages)
   method_state = method.step_state.init(data) if method.step_state is not None else {}
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, batch_stats=batch_stats,
                     opt_state=opt_state, extras=extras, best=best, stages=stages,
