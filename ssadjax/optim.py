@@ -37,3 +37,34 @@ def injected_clip(clipnorm: float, mode: str) -> optax.GradientTransformation:
     return clip_by_norm_per_tensor(clipnorm)
 
   return optax.inject_hyperparams(clip)(clipnorm=clipnorm)
+
+
+# Rates and other scalars of a training stage's optimizer as run data (Method.run_hparams):
+# the stage builds its optimizer with them in its state and sets each run's own values
+# when it initialises, so runs of one program may differ in them.
+
+def injected(factory, names: tuple[str, ...], **kwargs) -> optax.GradientTransformation:
+  """`factory(**kwargs)` with the hyper-parameters `names` in its state
+  (optax.inject_hyperparams) and every other argument fixed in the program. A constant
+  rate injected so trains each run at exactly its own value."""
+  static = tuple(k for k in kwargs if k not in names)
+  return optax.inject_hyperparams(factory, static_args=static)(**kwargs)
+
+
+def rate_scaled(optimizer: optax.GradientTransformation) -> optax.GradientTransformation:
+  """`optimizer` whose updates are then multiplied by an injected `rate_scale` (1 as
+  built). For an optimizer whose every update is proportional to its rate (Adam,
+  RMSprop, SGD, L2 decay, piecewise-constant or cosine-to-a-fraction schedules), a scale
+  of r / r0 trains at rate r: how a scheduled stage rate becomes run data, as the main
+  stage's rate does (`Method.learning_rate`)."""
+  return optax.chain(optimizer, optax.inject_hyperparams(_scale_updates)(rate_scale=1.0))
+
+
+def _scale_updates(rate_scale) -> optax.GradientTransformation:
+  return optax.scale(rate_scale)
+
+
+def with_run_values(opt_state, values: dict):
+  """`opt_state` with its injected hyper-parameters {name: value} set (a run's values;
+  for `rate_scaled`, `rate_scale` = run rate / built rate)."""
+  return optax.tree_utils.tree_set(opt_state, **values) if values else opt_state

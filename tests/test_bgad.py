@@ -424,3 +424,27 @@ def test_warmup_stage_fits_the_unlabelled_rows_only():
       {"params": st.params, **({"batch_stats": st.batch_stats} if st.batch_stats else {})},
       st.extras, unlabelled)))
   assert nll(warmed) < nll(state)
+
+
+def test_warmup_stage_trains_at_the_runs_own_rate():
+  """The rate is run data: a run given another rate than its method's warms up as a
+  method configured with that rate (to float rounding), and the rate matters."""
+  x, _, semi = blobs(n=200, d=6, n_anomalies=20, n_labelled=6)
+  data = jax.device_put(methods.make_train_data(x, semi))
+
+  def warmed(rate, run_rate):
+    method = methods.build(_bgad_config(**{"bgad.sub_epochs": 3, "bgad.learning_rate": rate}),
+                           6, 200)
+    assert method.run_hparams["learning_rate"] == rate and method.learning_rate == rate
+    init_key, extras_key, _ = engine.seed_keys(0)
+    hparams = None if run_rate is None else {"learning_rate": run_rate}
+
+    def run(d):
+      state = engine.create_train_state(method, init_key, extras_key, d, hparams)
+      return engine.run_stage_epochs(method, 0, 3, state, d, 3)[0].params
+    return jax.tree.leaves(jax.jit(run)(data))
+
+  as_run_data, as_config, program_rate = warmed(2e-4, 6e-4), warmed(6e-4, None), warmed(2e-4, None)
+  for a, b in zip(as_run_data, as_config):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8)
+  assert max(float(np.abs(a - b).max()) for a, b in zip(program_rate, as_config)) > 1e-5

@@ -395,6 +395,8 @@ def test_anomaly_only_and_bad_settings_are_refused():
     methods.build(clad_config("synthetic"), 10, 300)
   with pytest.raises(ValueError, match="labelled_anomalies"):
     methods.build(clad_config(**{"clad.labelled_anomalies": "use"}), 64, 300)
+  with pytest.raises(ValueError, match="dec_learning_rate=0.0 must be > 0"):
+    methods.build(clad_config(**{"clad.dec_learning_rate": 0.0}), 64, 300)
   with pytest.raises(ValueError, match="classifier"):
     methods.build(clad_config(**{"clad.classifier": "vgg"}), 64, 300)
   # An explicit image shape makes a flattened table usable (estimator-style use).
@@ -478,8 +480,8 @@ def test_clad_run_hparam_sweep_is_one_program_equal_to_separate_cells(tmp_path, 
 
 def test_stage_rates_and_momentum_are_the_runs_own_values():
   """The autoencoder's and DEC's rates and DEC's momentum are run data: a run given
-  other values than its method's configured ones trains its stages exactly as a method
-  configured with them (same encoder and centres, bit for bit), and the values matter."""
+  other values than its method's configured ones trains its stages as a method configured
+  with them (same encoder and centres to float rounding), and the values matter."""
   short = {"clad.ae_epochs": 2, "clad.dec_epochs": 2, "clad.kmeans_n_init": 1,
            "clad.num_clusters": 3, "clad.batch_size": 16, "clad.ae_batch_size": 16,
            "clad.dec_batch_size": 16}
@@ -504,7 +506,8 @@ def test_stage_rates_and_momentum_are_the_runs_own_values():
   as_config = stages_program(methods.build(
       clad_config(**short, **{f"clad.{k}": v for k, v in other.items()}), 64, 40))(other)
   for a, b in zip(jax.tree.leaves(as_run_data), jax.tree.leaves(as_config)):
-    np.testing.assert_array_equal(a, b)
+    # rates scale the updates (r0 * (r / r0) against r): equal to float rounding
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
   default = program(defaults)
   for name in other:  # each value on its own changes the stages' result
     alone = program({**defaults, name: other[name]})

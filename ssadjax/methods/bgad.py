@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ssadjax import losses
+from ssadjax import losses, optim
 from ssadjax.methods import base, samplers
 from ssadjax.methods import train_data
 from ssadjax.models.variables import (apply_eval, apply_train, exact_batch_stats, make_variables,
@@ -130,9 +130,13 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       hp.learning_rate, steps_per_meta_epoch=steps_per_meta, meta_epochs=hp.meta_epochs,
       decay_rate=hp.lr_decay_rate, warm_epochs=hp.lr_warm_epochs, warm=hp.lr_warm)
   warmup_steps = warmup_meta * steps_per_meta
-  # The boundary quantile, margin, kappa and lambda are run data (Method.run_hparams).
+  # The boundary quantile, margin, kappa and lambda are run data (Method.run_hparams);
+  # the rate too: every term of the schedule is proportional to it, so the main stage
+  # scales its updates (Method.learning_rate) and the warm-up reads the run's rate.
   run_hparams = {"pos_beta": hp.pos_beta, "margin_tau": hp.margin_tau,
-                 "normalizer": hp.normalizer, "push_pull_weight": hp.push_pull_weight}
+                 "normalizer": hp.normalizer, "push_pull_weight": hp.push_pull_weight,
+                 **({"learning_rate": hp.learning_rate}
+                    if warmup_steps and hp.learning_rate > 0 else {})}
 
   def loglik(params, batch_stats, extras, x, semi_labels):
     (z, log_det), new_bs = apply_train(
@@ -145,8 +149,9 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     of `steps_per_epoch` steps with its own Adam on the global lr schedule. Its batches
     run over the unlabelled pool: one permutation per pass over the pool (a pass is
     `unlabelled // batch_size` steps, so passes and epochs need not align). After every
-    epoch the warmed-up flow is the run's."""
-    optimizer = optax.adam(schedule)
+    epoch the warmed-up flow is the run's. Its updates scale by the run's rate over the
+    configured one (optim.rate_scaled)."""
+    optimizer = optim.rate_scaled(optax.adam(schedule))
     sampler = samplers.shuffled_sampler(batch_size)
 
     def pool_of(data):
@@ -166,8 +171,12 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       pool_steps(data)
       _, warm_key = jax.random.split(extras_key)
       params, batch_stats = split_variables(variables)
-      return {"params": params, "batch_stats": batch_stats,
-              "opt_state": optimizer.init(params), "key": jax.random.key_data(warm_key)}
+      opt_state = optimizer.init(params)
+      if "learning_rate" in extras["hparams"]:
+        opt_state = optim.with_run_values(opt_state, {
+            "rate_scale": extras["hparams"]["learning_rate"] / hp.learning_rate})
+      return {"params": params, "batch_stats": batch_stats, "opt_state": opt_state,
+              "key": jax.random.key_data(warm_key)}
 
     def epoch(state, index, extras, data):
       pool, steps = pool_of(data), pool_steps(data)
@@ -235,5 +244,6 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       batch_statistics=lambda params, batch_stats, extras, x: exact_batch_stats(
           stats_model, params, batch_stats, x, rotations=extras["rotations"]),
       stages=(warmup_stage(),) if warmup_steps else (),
+      learning_rate=hp.learning_rate,
       run_hparams=run_hparams,
   )

@@ -56,7 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ssadjax import losses, ops
+from ssadjax import losses, ops, optim
 from ssadjax.methods import base
 from ssadjax.models.variables import apply_eval, apply_train, exact_batch_stats
 from ssadjax.models import clad as models
@@ -212,28 +212,6 @@ def dec_optimizer(learning_rate: float, momentum: float) -> optax.GradientTransf
   return optax.sgd(learning_rate, momentum=momentum if momentum else None)
 
 
-# A stage's optimizer with its rate (and SGD's momentum) in its state, where the stage puts
-# each run's own value (`with_run_values`): a sweep over them shares one program.
-def _injected_adam(learning_rate: float) -> optax.GradientTransformation:
-  return optax.inject_hyperparams(optax.adam, static_args=("b1", "b2", "eps", "eps_root"))(
-      learning_rate=learning_rate)
-
-
-def _injected_sgd(learning_rate: float, momentum: float) -> optax.GradientTransformation:
-  if momentum:
-    return optax.inject_hyperparams(optax.sgd)(learning_rate=learning_rate,
-                                               momentum=momentum)
-  # momentum 0 is no momentum trace at all (another optimizer state): program, not data
-  return optax.inject_hyperparams(optax.sgd, static_args=("momentum",))(
-      learning_rate=learning_rate, momentum=None)
-
-
-def with_run_values(opt_state, run: dict, names: dict):
-  """`opt_state` with each injected hyper-parameter `names[run_name]` set to the run's
-  value `run[run_name]` (names absent from `run` keep the configured value)."""
-  values = {inner: run[outer] for outer, inner in names.items() if outer in run}
-  return optax.tree_utils.tree_set(opt_state, **values) if values else opt_state
-
 
 def dec_assign(encoder, params, x, key, *, alpha: float, sampling: bool) -> jax.Array:
   """Hard cluster assignment of every row of `x` under DEC's Student-t kernel."""
@@ -324,6 +302,9 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
                      f"{LABELLED_ANOMALIES}")
   if hp.temperature <= 0:
     raise ValueError(f"clad.temperature={hp.temperature} must be > 0")
+  for field in ("learning_rate", "ae_learning_rate", "dec_learning_rate"):
+    if not getattr(hp, field) > 0:
+      raise ValueError(f"clad.{field}={getattr(hp, field)} must be > 0")
   if hp.num_clusters < 2:
     raise ValueError(f"clad.num_clusters={hp.num_clusters} must be >= 2")
   if policy.placement != "reference":
@@ -384,15 +365,17 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
   def autoencoder_stage() -> base.Stage:
     """Stage 1: the convolutional autoencoder on the pool's rows; after every epoch its
     encoder is `extras['encoder']` and its epoch loss `extras['ae_loss']`. Its rate is
-    run data (`ae_learning_rate`)."""
-    optimizer = _injected_adam(hp.ae_learning_rate)
-    run_values = {"ae_learning_rate": "learning_rate"}
+    run data (`ae_learning_rate`: updates scale by the run's rate over this one)."""
+    optimizer = optim.rate_scaled(optax.adam(hp.ae_learning_rate))
+
+    def run_values(extras):
+      return {"rate_scale": extras["hparams"]["ae_learning_rate"] / hp.ae_learning_rate}
 
     def init(variables, extras, extras_key, data):
       keys = jax.random.split(extras_key, 7)
       params = {"encoder": extras["encoder"],
                 "decoder": decoder.init(keys[1], jnp.zeros((2, hp.latent_dim)))["params"]}
-      opt_state = with_run_values(optimizer.init(params), extras["hparams"], run_values)
+      opt_state = optim.with_run_values(optimizer.init(params), run_values(extras))
       return {"params": params, "opt_state": opt_state,
               "keys": jax.random.key_data(jax.random.split(keys[2], hp.ae_epochs)),
               "loss": jnp.float32(jnp.nan)}
@@ -420,14 +403,23 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     pseudo-labels of every row (the classifier's targets; labelled anomalies included,
     never drawn if excluded) and the cluster sizes are in `extras`. DEC's rate and
     momentum (when > 0) are run data."""
-    optimizer = _injected_sgd(hp.dec_learning_rate, hp.dec_momentum)
-    run_values = {"dec_learning_rate": "learning_rate", "dec_momentum": "momentum"}
+    # The rate scales the updates (SGD's are proportional to it); the momentum is
+    # injected. Momentum 0 is no momentum trace at all (another optimizer state): program.
+    momentum = ("momentum",) if hp.dec_momentum else ()
+    optimizer = optim.rate_scaled(optim.injected(
+        optax.sgd, momentum, learning_rate=hp.dec_learning_rate,
+        momentum=hp.dec_momentum or None))
+
+    def run_values(extras):
+      run = extras["hparams"]
+      return {"rate_scale": run["dec_learning_rate"] / hp.dec_learning_rate,
+              **({"momentum": run["dec_momentum"]} if momentum else {})}
     dec = functools.partial(dec_epoch, encoder, batch_size=hp.dec_batch_size,
                             optimizer=optimizer, sampling=hp.ae_sampling)
 
     def init(variables, extras, extras_key, data):
       params = {"encoder": extras["encoder"], "centers": extras["centers"]}
-      opt_state = with_run_values(optimizer.init(params), extras["hparams"], run_values)
+      opt_state = optim.with_run_values(optimizer.init(params), run_values(extras))
       return {"params": params, "opt_state": opt_state,
               "previous": jnp.zeros(fit_pool(data).shape[0], jnp.int32),
               "keys": jax.random.key_data(jax.random.split(extras_key, 7)),
@@ -450,7 +442,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
         previous = dec_assign(encoder, params, x_fit, first_key, alpha=alpha,
                               sampling=hp.ae_sampling)
         # DEC starts afresh from the k-means centres, at this run's rate and momentum
-        opt_state = with_run_values(optimizer.init(params), extras["hparams"], run_values)
+        opt_state = optim.with_run_values(optimizer.init(params), run_values(extras))
         return ({**state, "params": params, "opt_state": opt_state,
                  "previous": previous, "inertia": inertia},
                 inertia / x_fit.shape[0])

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ssadjax import losses
+from ssadjax import losses, optim
 from ssadjax.methods import base, samplers
 from ssadjax.methods import train_data
 from ssadjax.models.variables import (apply_eval, apply_train, exact_batch_stats, make_variables,
@@ -171,17 +171,30 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       milestone_schedule(hp["learning_rate"] * lr_scale, hp.get("lr_milestones", ()),
                          steps_per_epoch),
       hp["weight_decay"], eps=hp["adam_eps"])
-  pretrain_optimizer = adam_l2(
+  # The pretraining rate is a milestone schedule: the stage scales its updates by the
+  # run's rate over this one (optim.rate_scaled); its decay is injected (adam_l2).
+  pretrain_optimizer = optim.rate_scaled(adam_l2(
       milestone_schedule(hp["pretrain_learning_rate"] * lr_scale,
                          hp.get("pretrain_lr_milestones", ()),
                          num_train // pretrain_batch_size),
-      pretrain_weight_decay)
+      pretrain_weight_decay))
 
-  # η and the main stage's decay are run data; the decay stays in the program where the
-  # pretraining stage inherits it (pretrain_weight_decay unset).
-  run_hparams = {"eta": hp["eta"]}
-  if hp["pretrain_epochs"] == 0 or hp.get("pretrain_weight_decay") is not None:
-    run_hparams["weight_decay"] = hp["weight_decay"]
+  # Run data: η, both stages' decays and the pretraining rate (when > 0). A pretraining
+  # stage without its own decay takes the run's `weight_decay`, as the reference.
+  run_hparams = {"eta": hp["eta"], "weight_decay": hp["weight_decay"]}
+  if hp["pretrain_epochs"] > 0:
+    if hp.get("pretrain_weight_decay") is not None:
+      run_hparams["pretrain_weight_decay"] = hp["pretrain_weight_decay"]
+    if hp["pretrain_learning_rate"] > 0:
+      run_hparams["pretrain_learning_rate"] = hp["pretrain_learning_rate"]
+
+  def pretrain_run_values(extras):
+    """The pretraining optimizer's injected values for this run."""
+    run = extras["hparams"]
+    values = {"weight_decay": run.get("pretrain_weight_decay", run["weight_decay"])}
+    if "pretrain_learning_rate" in run:
+      values["rate_scale"] = run["pretrain_learning_rate"] / hp["pretrain_learning_rate"]
+    return values
 
   def standardise(extras, x):
     # PyOD's StandardScaler, fitted on the training rows in init.
@@ -245,7 +258,8 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       ae_params = {**ae_params, "encoder": variables["params"]}
       scaler = {k: extras[k] for k in ("shift", "scale") if k in extras}
       return {"params": ae_params, "batch_stats": ae_stats,
-              "opt_state": pretrain_optimizer.init(ae_params),
+              "opt_state": optim.with_run_values(pretrain_optimizer.init(ae_params),
+                                                 pretrain_run_values(extras)),
               "train_key": jax.random.key_data(train_key), "center": extras["center"],
               **scaler}
 

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ssadjax import losses
+from ssadjax import losses, optim
 from ssadjax.methods import base, samplers
 from ssadjax.methods import train_data
 from ssadjax.models.variables import apply_eval, apply_train, exact_batch_stats, replace_param
@@ -109,10 +109,12 @@ def pretrain_stage(ae, hp, fixed_batch: bool) -> base.Stage:
   """Stage 1 as an engine stage: the autoencoder `params['autoencoder']` trains on
   unlabelled rows; after every epoch the kept epoch's weights are the run's autoencoder
   and its loss `extras['pretrain_loss']`. Keys, draws and steps are
-  `pretrain_autoencoder`'s; the state holds row indices, not rows."""
+  `pretrain_autoencoder`'s; the state holds row indices, not rows. Its rate is run data
+  (`pretrain_learning_rate`: updates scale by the run's rate over this one)."""
   epochs, steps, batch_size = (hp["pretrain_epochs"], hp["pretrain_steps_per_epoch"],
                                hp["pretrain_batch_size"])
-  optimizer = optax.adam(hp["pretrain_learning_rate"], eps=hp["adam_eps"])
+  rate = hp["pretrain_learning_rate"]
+  optimizer = optim.rate_scaled(optax.adam(rate, eps=hp["adam_eps"]))
   select_best = bool(hp["pretrain_select_best"])
 
   def init(variables, extras, extras_key, data):
@@ -122,7 +124,11 @@ def pretrain_stage(ae, hp, fixed_batch: bool) -> base.Stage:
     # when the batch is fixed.
     rows = autoencoder_rows(rows_key if fixed_batch else fixed_key, data, batch_size)
     ae_params = variables["params"]["autoencoder"]
-    return {"params": ae_params, "opt_state": optimizer.init(ae_params),
+    opt_state = optimizer.init(ae_params)
+    if "pretrain_learning_rate" in extras["hparams"]:
+      opt_state = optim.with_run_values(opt_state, {
+          "rate_scale": extras["hparams"]["pretrain_learning_rate"] / rate})
+    return {"params": ae_params, "opt_state": opt_state,
             "best_params": ae_params, "best_loss": jnp.array(jnp.inf, jnp.float32),
             "rows": rows, "steps_key": jax.random.key_data(steps_key)}
 
@@ -239,5 +245,8 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       pad_rows=True, pad_features=True,
       learning_rate=hp["learning_rate"],  # Adam; the pretraining rate is another field
       stages=(pretrain_stage(ae, hp, fixed_batch),) if hp["pretrain_epochs"] > 0 else (),
-      run_hparams={"margin": hp["margin"]},
+      run_hparams={"margin": hp["margin"],
+                   **({"pretrain_learning_rate": hp["pretrain_learning_rate"]}
+                      if hp["pretrain_epochs"] > 0 and hp["pretrain_learning_rate"] > 0
+                      else {})},
   )

@@ -303,6 +303,7 @@ def make_method(hp: dict, policy: NormPolicy | None, input_dim: int, num_train: 
       steps_per_epoch=steps_per_epoch,
       num_epochs=hp.num_epochs,
       loss_terms="sum",  # balanced BCE terms are summands of the loss
+      learning_rate=hp.learning_rate,  # RMSprop (with or without momentum): linear in it
       needs_train_data=True,
       step_state=base.StepState(init=init_bank, refresh=refresh_bank),
   )
