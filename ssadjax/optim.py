@@ -45,8 +45,8 @@ def injected_clip(clipnorm: float, mode: str) -> optax.GradientTransformation:
 
 def injected(factory, names: tuple[str, ...], **kwargs) -> optax.GradientTransformation:
   """`factory(**kwargs)` with the hyper-parameters `names` in its state
-  (optax.inject_hyperparams) and every other argument fixed in the program. A constant
-  rate injected so trains each run at exactly its own value."""
+  (optax.inject_hyperparams) and every other argument fixed in the program (e.g. CLAD's
+  DEC momentum: `injected(optax.sgd, ("momentum",), learning_rate=0.01, momentum=0.9)`)."""
   static = tuple(k for k in kwargs if k not in names)
   return optax.inject_hyperparams(factory, static_args=static)(**kwargs)
 
@@ -55,7 +55,7 @@ def rate_scaled(optimizer: optax.GradientTransformation) -> optax.GradientTransf
   """`optimizer` whose updates are then multiplied by an injected `rate_scale` (1 as
   built). For an optimizer whose every update is proportional to its rate (Adam,
   RMSprop, SGD, L2 decay, piecewise-constant or cosine-to-a-fraction schedules), a scale
-  of r / r0 trains at rate r: how a scheduled stage rate becomes run data, as the main
+  of r / r0 trains at rate r: how every stage's rate becomes run data, as the main
   stage's rate does (`Method.learning_rate`)."""
   return optax.chain(optimizer, optax.inject_hyperparams(_scale_updates)(rate_scale=1.0))
 
