@@ -212,7 +212,6 @@ def dec_optimizer(learning_rate: float, momentum: float) -> optax.GradientTransf
   return optax.sgd(learning_rate, momentum=momentum if momentum else None)
 
 
-
 def dec_assign(encoder, params, x, key, *, alpha: float, sampling: bool) -> jax.Array:
   """Hard cluster assignment of every row of `x` under DEC's Student-t kernel."""
   z = _features(encoder, params["encoder"], x, key, sampling)
