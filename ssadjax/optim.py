@@ -64,6 +64,13 @@ def _scale_updates(rate_scale) -> optax.GradientTransformation:
   return optax.scale(rate_scale)
 
 
+def run_rate(extras, name: str, built_rate: float) -> dict:
+  """{'rate_scale': the run's rate `name` (extras['hparams']) / `built_rate`}, what a
+  `rate_scaled` stage sets when it starts; {} when the rate is not run data."""
+  run = extras["hparams"]
+  return {"rate_scale": run[name] / built_rate} if name in run else {}
+
+
 def with_run_values(opt_state, values: dict):
   """`opt_state` with its injected hyper-parameters {name: value} set (a run's values;
   for `rate_scaled`, `rate_scale` = run rate / built rate)."""

@@ -171,10 +171,8 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
       pool_steps(data)
       _, warm_key = jax.random.split(extras_key)
       params, batch_stats = split_variables(variables)
-      opt_state = optimizer.init(params)
-      if "learning_rate" in extras["hparams"]:
-        opt_state = optim.with_run_values(opt_state, {
-            "rate_scale": extras["hparams"]["learning_rate"] / hp.learning_rate})
+      opt_state = optim.with_run_values(
+          optimizer.init(params), optim.run_rate(extras, "learning_rate", hp.learning_rate))
       return {"params": params, "batch_stats": batch_stats, "opt_state": opt_state,
               "key": jax.random.key_data(warm_key)}
 

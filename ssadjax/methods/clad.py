@@ -368,7 +368,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     optimizer = optim.rate_scaled(optax.adam(hp.ae_learning_rate))
 
     def run_values(extras):
-      return {"rate_scale": extras["hparams"]["ae_learning_rate"] / hp.ae_learning_rate}
+      return optim.run_rate(extras, "ae_learning_rate", hp.ae_learning_rate)
 
     def init(variables, extras, extras_key, data):
       keys = jax.random.split(extras_key, 7)
@@ -411,7 +411,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
 
     def run_values(extras):
       run = extras["hparams"]
-      return {"rate_scale": run["dec_learning_rate"] / hp.dec_learning_rate,
+      return {**optim.run_rate(extras, "dec_learning_rate", hp.dec_learning_rate),
               **({"momentum": run["dec_momentum"]} if momentum else {})}
     dec = functools.partial(dec_epoch, encoder, batch_size=hp.dec_batch_size,
                             optimizer=optimizer, sampling=hp.ae_sampling)

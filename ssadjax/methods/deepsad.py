@@ -191,10 +191,8 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
   def pretrain_run_values(extras):
     """The pretraining optimizer's injected values for this run."""
     run = extras["hparams"]
-    values = {"weight_decay": run.get("pretrain_weight_decay", run["weight_decay"])}
-    if "pretrain_learning_rate" in run:
-      values["rate_scale"] = run["pretrain_learning_rate"] / hp["pretrain_learning_rate"]
-    return values
+    return {"weight_decay": run.get("pretrain_weight_decay", run["weight_decay"]),
+            **optim.run_rate(extras, "pretrain_learning_rate", hp["pretrain_learning_rate"])}
 
   def standardise(extras, x):
     # PyOD's StandardScaler, fitted on the training rows in init.

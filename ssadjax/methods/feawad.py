@@ -124,10 +124,8 @@ def pretrain_stage(ae, hp, fixed_batch: bool) -> base.Stage:
     # when the batch is fixed.
     rows = autoencoder_rows(rows_key if fixed_batch else fixed_key, data, batch_size)
     ae_params = variables["params"]["autoencoder"]
-    opt_state = optimizer.init(ae_params)
-    if "pretrain_learning_rate" in extras["hparams"]:
-      opt_state = optim.with_run_values(opt_state, {
-          "rate_scale": extras["hparams"]["pretrain_learning_rate"] / rate})
+    opt_state = optim.with_run_values(
+        optimizer.init(ae_params), optim.run_rate(extras, "pretrain_learning_rate", rate))
     return {"params": ae_params, "opt_state": opt_state,
             "best_params": ae_params, "best_loss": jnp.array(jnp.inf, jnp.float32),
             "rows": rows, "steps_key": jax.random.key_data(steps_key)}
