@@ -62,20 +62,6 @@ def test_program_key_ignores_seed_and_files_but_not_hyperparameters():
   assert grouping.program_key(config, 7, 300) != key
 
 
-@pytest.fixture
-def without_jax_cache():
-  """The executable cache stores only programs this process really compiled (a program
-  JAX loaded from its persistent cache does not re-serialise whole on XLA:CPU), so the
-  test runs with JAX's cache off: the suite's shared one may already hold these programs."""
-  from jax.experimental.compilation_cache import compilation_cache
-  directory = jax.config.jax_compilation_cache_dir
-  jax.config.update("jax_compilation_cache_dir", None)
-  compilation_cache.reset_cache()
-  yield
-  jax.config.update("jax_compilation_cache_dir", directory)
-  compilation_cache.reset_cache()
-
-
 def test_executable_cache_skips_compiling_and_gives_identical_models(tmp_path, without_jax_cache):
   x, labels, semi = blobs()
   config = tiny_config()
