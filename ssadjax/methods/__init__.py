@@ -93,6 +93,5 @@ def build(cfg, input_dim: int, num_train: int) -> Method:
                                                   norm.RUN_HPARAM: policy.momentum})
 
 
-
 __all__ = ["FACTORIES", "REGISTRY", "Entry", "Method", "Sampler", "TrainData", "build",
            "make_train_data"]
