@@ -189,6 +189,18 @@ def per_file(pairs: list[dict], metric: str = "auroc") -> list[dict]:
   return rows
 
 
+def failed_lines(reference: list[dict]) -> list[str]:
+  """Markdown lines naming the reference rows with an `error` (the reference code produced
+  no score for that seed: experiments/reference.py); empty when there are none."""
+  failed = [r for r in reference if r.get("error")]
+  if not failed:
+    return []
+  items = [f"{r['method']} {r['dataset']} seed {r['seed']} (`{r['error'][:120]}`)"
+           for r in failed]
+  return ["", f"Reference seeds that failed in the reference code itself (no score, so "
+              f"not paired): {'; '.join(items)}."]
+
+
 def _fmt(value, digits=2) -> str:
   if value is None or (isinstance(value, float) and math.isnan(value)):
     return "-"
@@ -196,7 +208,8 @@ def _fmt(value, digits=2) -> str:
 
 
 def format_markdown(summaries: list[MethodSummary], files: list[dict],
-                    metric: str = "auroc", alpha: float = ALPHA) -> str:
+                    metric: str = "auroc", alpha: float = ALPHA,
+                    failed: list[str] = ()) -> str:
   tests = sorted({s.test for s in summaries})
   name = metric.upper()
   lines = [f"### Fidelity to the reference code ({name}, points; ours minus reference, "
@@ -213,7 +226,7 @@ def format_markdown(summaries: list[MethodSummary], files: list[dict],
   flagged = [s.method + (" +AnoOnly" if s.anomaly_only else "") + f" (la {s.la:g})"
              for s in summaries if s.significant]
   lines += ["", "Significant mean paired differences: "
-            + (", ".join(flagged) if flagged else "none") + ".", "",
+            + (", ".join(flagged) if flagged else "none") + ".", *failed, "",
             "| method | dataset | seeds | ours | reference | diff | published (ADBench) |",
             "|---|---|---|---|---|---|---|"]
   for f in files:
@@ -226,15 +239,18 @@ def format_markdown(summaries: list[MethodSummary], files: list[dict],
 def fidelity_report(ours_csv, reference_csv, *, metric: str = "auroc",
                     alpha: float = ALPHA) -> str:
   """Markdown for two results.csv paths (the entry point for experiments/report.py)."""
-  pairs = pair_rows(_read(ours_csv), _read(reference_csv), metric)
-  return format_markdown(summarise(pairs, alpha), per_file(pairs, metric), metric, alpha)
+  reference = _read(reference_csv)
+  pairs = pair_rows(_read(ours_csv), reference, metric)
+  return format_markdown(summarise(pairs, alpha), per_file(pairs, metric), metric, alpha,
+                         failed_lines(reference))
 
 
 def methods_table(ours_csv, reference_csv, *, metric: str = "auroc",
                   alpha: float = ALPHA) -> str:
   """The per-method summary alone (README's table): method, files, pairs, means, mean
   paired difference, p, significant."""
-  pairs = pair_rows(_read(ours_csv), _read(reference_csv), metric)
+  reference = _read(reference_csv)
+  pairs = pair_rows(_read(ours_csv), reference, metric)
   lines = ["| method | la | files | pairs | ours | reference | ours - reference | p | significant |",
            "|---|---|---|---|---|---|---|---|---|"]
   for s in summarise(pairs, alpha):
@@ -242,7 +258,7 @@ def methods_table(ours_csv, reference_csv, *, metric: str = "auroc",
     lines.append(f"| {label} | {s.la:g} | {s.n_files} | {s.n_pairs} | {_fmt(s.ours_mean)} | "
                  f"{_fmt(s.reference_mean)} | {s.mean_diff:+.2f} | {_fmt(s.p_value, 3)} | "
                  f"{'yes' if s.significant else 'no'} |")
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines + failed_lines(reference)) + "\n"
 
 
 def _write_csv(path: pathlib.Path, rows: list[dict]) -> None:
@@ -265,12 +281,14 @@ def main(argv=None) -> None:
   for path in (args.ours, args.reference):
     if not pathlib.Path(path).is_file():
       parser.error(f"{path} is not a file; pass two results.csv paths")
-  pairs = pair_rows(_read(args.ours), _read(args.reference), args.metric)
+  reference = _read(args.reference)
+  pairs = pair_rows(_read(args.ours), reference, args.metric)
   if not pairs:
     parser.error("no (method, anomaly_only, dataset, la, seed) row is in both files")
   summaries = summarise(pairs, args.alpha)
   files = per_file(pairs, args.metric)
-  text = format_markdown(summaries, files, args.metric, args.alpha)
+  text = format_markdown(summaries, files, args.metric, args.alpha,
+                         failed_lines(reference))
   print(text)
   if args.out:
     out = pathlib.Path(args.out)

@@ -63,6 +63,26 @@ def test_markdown_lists_the_significant_methods(csvs):
   assert "| feawad | Classical/6_cardio | 3 |" in text and "96.57" in text
 
 
+def test_failed_reference_seeds_are_named_and_left_unpaired(tmp_path):
+  ours = [_row("feawad", "Classical/23_mammography", s, 0.8) for s in (1, 2, 3)]
+  ref = [_row("feawad", "Classical/23_mammography", s, 0.85) for s in (1, 3)]
+  ref.append({**_row("feawad", "Classical/23_mammography", 2, ""),
+              "auprc": "", "error": "FileNotFoundError: no weights"})
+  paths = []
+  for name, rows in (("ours.csv", ours), ("ref.csv", ref)):
+    with open(tmp_path / name, "w", newline="") as f:
+      writer = csv.DictWriter(f, fieldnames=FIELDS + ["error"], restval="")
+      writer.writeheader()
+      writer.writerows(rows)
+    paths.append(tmp_path / name)
+  assert len(fidelity.pair_rows(fidelity._read(paths[0]), fidelity._read(paths[1]))) == 2
+  for text in (fidelity.methods_table(*paths), fidelity.fidelity_report(*paths)):
+    assert ("failed in the reference code itself (no score, so not paired): feawad "
+            "Classical/23_mammography seed 2 (`FileNotFoundError: no weights`)") in text
+  # Without failures the tables say nothing about them.
+  assert "failed" not in fidelity.methods_table(paths[0], paths[0])
+
+
 def test_cli_writes_markdown_and_csvs(csvs, tmp_path):
   fidelity.main([str(csvs[0]), str(csvs[1]), "--out", str(tmp_path / "out")])
   with open(tmp_path / "out" / "fidelity_methods.csv") as f:

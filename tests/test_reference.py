@@ -18,7 +18,7 @@ from ssadjax import runconfig
 from experiments import workdir
 
 FAKE_WORKER = """#!{python}
-import sys, numpy as np
+import os, sys, numpy as np
 args = sys.argv[1:]
 assert args[:3] == ["-m", "experiments.reference", "--worker"], args
 method = args[args.index("--method") + 1]
@@ -31,8 +31,12 @@ for path in files:
   split = np.load(path)
   seed = int(split["seed"])
   assert split["x_train"].shape[0] == split["semi_labels"].shape[0]
-  result[str(seed)] = split["x_test"].sum(axis=1)
   result[f"{{seed}}_seconds"] = np.float64(0.5)
+  if str(seed) in os.environ.get("FAKE_FAILING_SEEDS", "").split(","):
+    # What the real worker writes when the reference code raises on a seed.
+    result[f"{{seed}}_error"] = np.str_("FileNotFoundError: no best weights saved")
+    continue
+  result[str(seed)] = split["x_test"].sum(axis=1)
 np.savez(out, **result)
 """
 
@@ -63,7 +67,7 @@ def test_reference_rows_are_scored_on_our_splits(toy):
     reader = csv.DictReader(f)
     rows = list(reader)
     header = reader.fieldnames
-  assert header == list(workdir.RESULT_FIELDS) + ["implementation"]
+  assert header == list(workdir.RESULT_FIELDS) + ["implementation", "error"]
   assert len(rows) == 4 and {r["implementation"] for r in rows} == {"reference"}
   splits = runconfig.prepare_splits(
       reference.split_config("Classical/toy", 0.1, str(tmp_path / "data")), [1, 2])
@@ -80,6 +84,31 @@ def test_reference_rows_are_scored_on_our_splits(toy):
   # A new method on the same file runs only that method.
   reference.run_reference(**{**kwargs, "methods": ["prenet", "feawad"]})
   assert calls.read_text().split() == ["feawad", "devnet", "prenet"]
+
+
+def test_a_failed_reference_seed_is_recorded_and_the_run_goes_on(toy, monkeypatch):
+  tmp_path, worker, calls = toy
+  out = tmp_path / "results.csv"
+  kwargs = dict(ref_python=str(worker), datasets=["Classical/toy"],
+                methods=["feawad", "devnet"], seeds=[1, 2], la=0.1, out=out,
+                data_dir=str(tmp_path / "data"), nice=0)
+  monkeypatch.setenv("FAKE_FAILING_SEEDS", "2")
+  reference.run_reference(**kwargs)
+  rows = {(r["method"], r["seed"]): r for r in reference.read_rows(out)}
+  assert len(rows) == 4  # the second method still ran after the first one's failure
+  for method in ("feawad", "devnet"):
+    assert rows[method, "1"]["error"] == "" and float(rows[method, "1"]["auroc"]) > 0.5
+    failed = rows[method, "2"]
+    assert failed["error"].startswith("FileNotFoundError") and failed["auroc"] == ""
+  # The failure counts as a result: a rerun does nothing...
+  reference.run_reference(**kwargs)
+  assert calls.read_text().split() == ["feawad", "devnet"]
+  # ...unless asked to retry, which replaces the failed rows by scored ones.
+  monkeypatch.delenv("FAKE_FAILING_SEEDS")
+  reference.run_reference(**kwargs, retry_failed=True)
+  assert calls.read_text().split() == ["feawad", "devnet"] * 2
+  rows = reference.read_rows(out)
+  assert len(rows) == 4 and all(r["error"] == "" and r["auroc"] for r in rows)
 
 
 def test_worker_failure_names_the_method_and_file(toy):
