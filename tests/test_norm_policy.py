@@ -567,7 +567,7 @@ def test_robustness_and_ablation_configs_build_valid_grids():
 
 
 @pytest.mark.slow
-def test_bn_ablation_smoke_grid_runs_end_to_end(tmp_path, without_jax_cache):
+def test_bn_ablation_smoke_grid_runs_end_to_end(tmp_path):
   pytest.importorskip("matplotlib")
   from experiments import plots
   from experiments.configs import bn_ablation

@@ -155,3 +155,27 @@ def test_fast_compile_is_its_own_program_and_trains_the_same_model():
   np.testing.assert_allclose(fast, optimized, rtol=1e-4, atol=1e-5)
   with pytest.raises(ValueError, match=re.escape("compile_effort='slow'; expected one of optimized | fast")):
     engine.fit(method, data, [0], compile_effort="slow")
+
+
+@pytest.mark.skipif(program_cache.mapping_count() is None, reason="needs /proc (Linux)")
+def test_kept_programs_are_dropped_before_the_process_runs_out_of_memory_mappings(monkeypatch):
+  """Past the kernel's cap on mapped regions XLA:CPU segfaults in its next compile (a
+  pytest worker died so after ~300 tests): near the cap the kept programs go, and the
+  regions they held are unmapped."""
+  x, _, semi = blobs()
+  config = tiny_config()
+  key = grouping.program_key(config, x.shape[1], x.shape[0])
+  _fit(config, x, semi, key=key)
+  assert program_cache._PROGRAMS
+  monkeypatch.setattr(program_cache, "_mapping_limit", lambda: 10**9)
+  assert not program_cache.release_if_near_mapping_limit()
+  assert program_cache._PROGRAMS
+  before = program_cache.mapping_count()
+  monkeypatch.setattr(program_cache, "_mapping_limit", lambda: 2 * before // 3)
+  assert program_cache.release_if_near_mapping_limit()
+  assert not program_cache._PROGRAMS
+  assert program_cache.mapping_count() < before
+  # the next compile of the engine checks too, and keeps only what it just compiled
+  monkeypatch.setattr(program_cache, "_mapping_limit", lambda: 1)
+  _, state, _ = _fit(config, x, semi, seeds=(1,), key=key)
+  assert len(program_cache._PROGRAMS) == 1 and np.isfinite(jax.tree.leaves(state.params)[0]).all()

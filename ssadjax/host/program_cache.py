@@ -17,6 +17,7 @@ runs. Any failure to read or write falls back to compiling.
 """
 
 import functools
+import gc
 import hashlib
 import logging
 import os
@@ -212,9 +213,52 @@ def compiled(key, lower: Callable[[], Any], effort: str = "optimized"):
     program_stats["loads"] += 1
   while len(_PROGRAMS) >= _MAX_PROGRAMS:
     _PROGRAMS.pop(next(iter(_PROGRAMS)))
+  release_if_near_mapping_limit()
   _PROGRAMS[key] = program
   return program, time.perf_counter() - t
 
 
 def clear() -> None:
   _PROGRAMS.clear()
+
+
+# XLA:CPU maps each compiled executable's code into memory regions of its own (a training
+# program of ours takes hundreds to a few thousand), and JAX's own caches keep every
+# executable alive after its last user drops it. Linux caps the regions of a process
+# (vm.max_map_count, 65530 by default); past the cap the next compile's mmap fails and XLA
+# segfaults, killing the process without a Python error. A long process that compiles
+# many programs (our test suite under one pytest worker, a notebook fitting many
+# detectors) reaches it after a few hundred programs, so past a share of the cap the
+# kept programs and JAX's caches are dropped: a later use recompiles (or loads from the
+# persistent caches) instead of crashing.
+_MAPPING_SHARE = 0.5
+
+
+def _mapping_limit() -> int | None:
+  try:
+    return int(pathlib.Path("/proc/sys/vm/max_map_count").read_text())
+  except (OSError, ValueError):  # not Linux: no such cap to watch
+    return None
+
+
+def mapping_count() -> int | None:
+  """How many memory regions this process has mapped (Linux), else None."""
+  try:
+    with open("/proc/self/maps", "rb") as f:
+      return f.read().count(b"\n")
+  except OSError:
+    return None
+
+
+def release_if_near_mapping_limit(share: float = _MAPPING_SHARE) -> bool:
+  """Drops the kept programs and JAX's caches when this process maps more than `share`
+  of the kernel's cap on memory regions; True when it did."""
+  limit, count = _mapping_limit(), mapping_count()
+  if limit is None or count is None or count <= share * limit:
+    return False
+  clear()
+  jax.clear_caches()
+  gc.collect()
+  log.info("%d of at most %d memory regions mapped: dropped the kept compiled programs "
+           "(%d now)", count, limit, mapping_count() or 0)
+  return True
