@@ -3,20 +3,20 @@
 Input: two `results.csv` files with our grid runner's columns (experiments/runner.py), one
 from our runner, one from `experiments/reference.py` (the reference code trained on exactly
 the same splits). Rows are paired on (method, anomaly_only, dataset, la, seed); for each
-method the mean paired difference (AUROC points) is tested against zero across every
-(file, seed) pair with the Wilcoxon signed-rank test (scipy.stats.wilcoxon, two-sided,
-zero differences dropped) when scipy is installed, else with a paired t-test (two-sided,
-Student t). The report names the test it used, lists every method whose mean paired
-difference is significant, and puts ADBench's published number beside each file
-(`experiments/published.py`) for orientation only: the published numbers come from other
-splits and seeds.
+method and ADBench collection (Classical, CV_by_ResNet18, NLP_by_BERT) the mean paired
+difference (AUROC points) is tested against zero across every (file, seed) pair with the
+Wilcoxon signed-rank test (scipy.stats.wilcoxon, two-sided, zero differences dropped) when
+scipy is installed, else with a paired t-test (two-sided, Student t). The report names the
+test it used, lists every summary whose mean paired difference is significant, and puts
+ADBench's published number beside each file (`experiments/published.py`) for orientation
+only: the published numbers come from other splits and seeds.
 
   python -m experiments.fidelity results/ours_la0.1/results.csv \
     results/reference/results.csv --out=results/fidelity
 
-writes fidelity.md, fidelity_methods.csv (one row per method) and fidelity_files.csv (one
-row per method and file). `fidelity_report(ours, reference)` returns the markdown for
-experiments/report.py.
+writes fidelity.md, fidelity_methods.csv (one row per method and collection) and
+fidelity_files.csv (one row per method and file). `fidelity_report(ours, reference)`
+returns the markdown for experiments/report.py.
 """
 
 from __future__ import annotations
@@ -137,6 +137,7 @@ class MethodSummary:
   method: str
   anomaly_only: bool
   la: float
+  collection: str
   n_pairs: int
   n_files: int
   ours_mean: float
@@ -150,17 +151,27 @@ class MethodSummary:
   within_tolerance: bool
 
 
+def collection(dataset: str) -> str:
+  """The ADBench collection a file belongs to (`Classical/6_cardio` -> `Classical`):
+  tabular files and CV/NLP embeddings are summarised apart, since a deviation may show on
+  one kind of data only."""
+  return dataset.split("/", 1)[0] if "/" in dataset else "-"
+
+
 def summarise(pairs: list[dict], alpha: float = ALPHA) -> list[MethodSummary]:
+  """One summary per (method, anomaly_only, la, collection)."""
   groups: dict[tuple, list[dict]] = {}
   for p in pairs:
-    groups.setdefault((p["method"], p["anomaly_only"], p["la"]), []).append(p)
+    key = (p["method"], p["anomaly_only"], p["la"], collection(p["dataset"]))
+    groups.setdefault(key, []).append(p)
   out = []
-  for (method, anomaly_only, la), group in sorted(groups.items()):
+  for (method, anomaly_only, la, data), group in sorted(groups.items()):
     diffs = [p["diff"] for p in group]
     test, stat, pval = paired_test(diffs)
     mean_diff = statistics.fmean(diffs)
     out.append(MethodSummary(
-        method=method, anomaly_only=anomaly_only, la=la, n_pairs=len(group),
+        method=method, anomaly_only=anomaly_only, la=la, collection=data,
+        n_pairs=len(group),
         n_files=len({p["dataset"] for p in group}),
         ours_mean=statistics.fmean(p["ours"] for p in group),
         reference_mean=statistics.fmean(p["reference"] for p in group),
@@ -216,15 +227,16 @@ def format_markdown(summaries: list[MethodSummary], files: list[dict],
            "same split and seed)", "",
            f"Paired test across every (file, seed) pair: {', '.join(tests) or '-'}, "
            f"two-sided, alpha = {alpha}.", "",
-           "| method | la | files | pairs | ours | reference | mean diff | sd | p | "
-           "significant |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "| method | la | data | files | pairs | ours | reference | mean diff | sd | p | "
+           "significant |", "|---|---|---|---|---|---|---|---|---|---|---|"]
   for s in summaries:
     label = s.method + (" +AnoOnly" if s.anomaly_only else "")
-    lines.append(f"| {label} | {s.la:g} | {s.n_files} | {s.n_pairs} | {_fmt(s.ours_mean)} | "
+    lines.append(f"| {label} | {s.la:g} | {s.collection} | {s.n_files} | {s.n_pairs} | "
+                 f"{_fmt(s.ours_mean)} | "
                  f"{_fmt(s.reference_mean)} | {s.mean_diff:+.2f} | {_fmt(s.sd_diff)} | "
                  f"{_fmt(s.p_value, 3)} | {'yes' if s.significant else 'no'} |")
-  flagged = [s.method + (" +AnoOnly" if s.anomaly_only else "") + f" (la {s.la:g})"
-             for s in summaries if s.significant]
+  flagged = [s.method + (" +AnoOnly" if s.anomaly_only else "")
+             + f" (la {s.la:g}, {s.collection})" for s in summaries if s.significant]
   lines += ["", "Significant mean paired differences: "
             + (", ".join(flagged) if flagged else "none") + ".", *failed, "",
             "| method | dataset | seeds | ours | reference | diff | published (ADBench) |",
@@ -251,11 +263,12 @@ def methods_table(ours_csv, reference_csv, *, metric: str = "auroc",
   paired difference, p, significant."""
   reference = _read(reference_csv)
   pairs = pair_rows(_read(ours_csv), reference, metric)
-  lines = ["| method | la | files | pairs | ours | reference | ours - reference | p | significant |",
-           "|---|---|---|---|---|---|---|---|---|"]
+  lines = ["| method | la | data | files | pairs | ours | reference | ours - reference | p | "
+           "significant |", "|---|---|---|---|---|---|---|---|---|---|"]
   for s in summarise(pairs, alpha):
     label = s.method + (" +AnoOnly" if s.anomaly_only else "")
-    lines.append(f"| {label} | {s.la:g} | {s.n_files} | {s.n_pairs} | {_fmt(s.ours_mean)} | "
+    lines.append(f"| {label} | {s.la:g} | {s.collection} | {s.n_files} | {s.n_pairs} | "
+                 f"{_fmt(s.ours_mean)} | "
                  f"{_fmt(s.reference_mean)} | {s.mean_diff:+.2f} | {_fmt(s.p_value, 3)} | "
                  f"{'yes' if s.significant else 'no'} |")
   return "\n".join(lines + failed_lines(reference)) + "\n"

@@ -57,10 +57,32 @@ def test_pairs_and_summary(csvs):
 
 def test_markdown_lists_the_significant_methods(csvs):
   text = fidelity.fidelity_report(*csvs)
-  assert "Significant mean paired differences: devnet (la 0.1)." in text
+  assert "Significant mean paired differences: devnet (la 0.1, Classical)." in text
   assert "Wilcoxon signed-rank" in text
   # ADBench publishes 96.57 for FEAWAD on cardio at la = 10 %, shown beside the pair.
   assert "| feawad | Classical/6_cardio | 3 |" in text and "96.57" in text
+
+
+def test_collections_are_summarised_apart(tmp_path):
+  """A deviation on the CV embeddings alone must not hide in a mean over tabular files:
+  ours equals the reference on six Classical pairs and is 3 points low on six CV pairs."""
+  ours, ref = [], []
+  for dataset in ("Classical/6_cardio", "Classical/42_WBC", "CV_by_ResNet18/SVHN_0",
+                  "CV_by_ResNet18/CIFAR10_0"):
+    low = 0.03 if dataset.startswith("CV") else 0.0
+    for seed in (1, 2, 3):
+      base = 0.8 + 0.01 * seed
+      ref.append(_row("feawad", dataset, seed, base))
+      ours.append(_row("feawad", dataset, seed, base - low - 0.001 * seed))
+  paths = _write(tmp_path / "ours.csv", ours), _write(tmp_path / "ref.csv", ref)
+  pairs = fidelity.pair_rows(fidelity._read(paths[0]), fidelity._read(paths[1]))
+  by_data = {s.collection: s for s in fidelity.summarise(pairs)}
+  assert set(by_data) == {"Classical", "CV_by_ResNet18"}
+  assert by_data["Classical"].mean_diff == pytest.approx(-0.2)
+  assert by_data["CV_by_ResNet18"].mean_diff == pytest.approx(-3.2)
+  assert by_data["CV_by_ResNet18"].n_files == 2 and by_data["CV_by_ResNet18"].n_pairs == 6
+  assert not by_data["CV_by_ResNet18"].within_tolerance
+  assert "| feawad | 0.1 | CV_by_ResNet18 | 2 | 6 |" in fidelity.methods_table(*paths)
 
 
 def test_failed_reference_seeds_are_named_and_left_unpaired(tmp_path):
@@ -122,4 +144,4 @@ def test_report_opens_with_the_paired_comparison(csvs, tmp_path):
   path = report.write_report([ours], tmp_path / "rep", reference=ref)
   text = path.read_text()
   assert text.index("## Fidelity to the reference code") < text.index("## Gaps larger")
-  assert "Significant mean paired differences: devnet (la 0.1)." in text
+  assert "Significant mean paired differences: devnet (la 0.1, Classical)." in text
