@@ -724,7 +724,9 @@ _BLOCK_KINDS = {"cells": lambda folder, source: cells_table(read_cells([folder /
                 "timings": lambda folder, source: timings_table(folder / source),
                 "csv": lambda folder, source: csv_table(folder / source),
                 "medians": lambda folder, source: medians_table(folder / source),
-                "seconds": lambda folder, source: seconds_by_method(folder / source)}
+                "seconds": lambda folder, source: seconds_by_method(folder / source),
+                "anoonly": lambda folder, source: anoonly_report(
+                    read_cells([folder / source]), gaps=[])}
 
 
 def refresh_blocks(markdown: pathlib.Path, *, check: bool = False) -> list[str]:

@@ -265,13 +265,22 @@ def test_generated_markdown_blocks_follow_their_results_file(tmp_path):
   assert "| deepsad+anoonly | d | 0.1 | 95.00 ± 0.00 | 90.00 ± 0.00 | 1 |" in text
   assert text.startswith("intro\n") and text.endswith("end\n")
   assert report.main(["--refresh", str(md), "--check"]) == 0
+  # The AnoOnly family table from a committed results.csv (CV/NLP rows only count).
+  (tmp_path / "ao.csv").write_text(
+      "method,anomaly_only,dataset,la,seed,auroc,auprc\n"
+      "devnet,False,CV_by_ResNet18/CIFAR10_0,0.1,1,0.80,0.5\n"
+      "devnet,False,CV_by_ResNet18/CIFAR10_0,0.1,2,0.90,0.5\n"
+      "devnet,True,CV_by_ResNet18/CIFAR10_0,0.1,1,0.70,0.5\n")
+  md.write_text("<!-- experiments.report: anoonly ao.csv -->\n<!-- /experiments.report -->\n")
+  assert report.main(["--refresh", str(md)]) == 0
+  assert "| CIFAR10 | 1 | 85.00 ± 0.00 | 70.00 ± 0.00 |" in md.read_text()
   md.write_text("<!-- experiments.report: pie r.csv -->\n<!-- /experiments.report -->\n")
   assert report.main(["--refresh", str(md)]) == 2
 
 
-@pytest.mark.parametrize("name", ["README.md", "BUILD_NOTES.md"])
+@pytest.mark.parametrize("name", ["README.md", "BUILD_NOTES.md", "docs/speed.md"])
 def test_generated_tables_match_committed_results(name):
-  """Every table marked in README.md / BUILD_NOTES.md equals what experiments.report makes
+  """Every table marked in README.md / BUILD_NOTES.md / docs equals what experiments.report makes
   from the committed results file it names (no figure typed by hand, none stale)."""
   path = pathlib.Path(__file__).resolve().parents[1] / name
   assert "<!-- experiments.report:" in path.read_text()
