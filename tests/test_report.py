@@ -278,7 +278,8 @@ def test_generated_markdown_blocks_follow_their_results_file(tmp_path):
   assert report.main(["--refresh", str(md)]) == 2
 
 
-@pytest.mark.parametrize("name", ["README.md", "BUILD_NOTES.md", "docs/speed.md"])
+@pytest.mark.parametrize("name", ["README.md", "BUILD_NOTES.md", "docs/speed.md",
+                                  "docs/tables.md"])
 def test_generated_tables_match_committed_results(name):
   """Every table marked in README.md / BUILD_NOTES.md / docs equals what experiments.report makes
   from the committed results file it names (no figure typed by hand, none stale)."""
