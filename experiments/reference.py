@@ -19,7 +19,7 @@ Two Python environments, so neither pollutes the other:
 
 Finished (method, dataset, la, seed) rows already in `--out` are kept and not rerun, so an
 interrupted run resumes. A seed on which the reference code itself fails (it happens: see
-BUILD_NOTES.md, open problems) is written with its error and no metrics, and the run goes on;
+docs/methods/feawad.md) is written with its error and no metrics, and the run goes on;
 `--retry_failed` reruns those. This harness installs nothing.
 """
 
