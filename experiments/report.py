@@ -265,7 +265,8 @@ def plot_families(records, out_png):
     ax.scatter(x - 0.5 * width, [np.nan if r is None else r for r in refs], marker="_", s=200,
                color="k", zorder=3, label="ADBench D10")
     ax.set_xticks(x, methods, rotation=30, fontsize=8)
-    ax.set_title(f"{fam} ({max(len(summary[k].get(fam, [])) for k in summary)} files)")
+    n_files = max(len(summary[k].get(fam, [])) for k in summary)
+    ax.set_title(f"{fam} ({n_files} file{'' if n_files == 1 else 's'})")
     ax.grid(axis="y", alpha=0.3)
   axes[0][0].set_ylim(10 * np.floor(lowest / 10), 100)  # shared y
   axes[0][0].set_ylabel("AUROC %")
