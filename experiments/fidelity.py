@@ -206,8 +206,8 @@ def failed_lines(reference: list[dict]) -> list[str]:
   failed = [r for r in reference if r.get("error")]
   if not failed:
     return []
-  items = [f"{r['method']} {r['dataset']} seed {r['seed']} (`{r['error'][:120]}`)"
-           for r in failed]
+  items = [f"{r['method']}{' +AnoOnly' if _key(r)[1] else ''} {r['dataset']} seed "
+           f"{r['seed']} (`{r['error'][:120]}`)" for r in failed]
   return ["", f"Reference seeds that failed in the reference code itself (no score, so "
               f"not paired): {'; '.join(items)}."]
 

@@ -1,4 +1,5 @@
-"""ADBench's own Deep SAD, DevNet, PReNet and FEAWAD on exactly our splits.
+"""ADBench's (or the AnoOnly repository's) own Deep SAD, DevNet, PReNet and FEAWAD on
+exactly our splits.
 
 The comparison that tells an implementation bug from split and seed noise: the reference
 code (the `adbench` 0.1.11 package) is trained on the very rows, labelled anomalies and
@@ -17,8 +18,18 @@ Two Python environments, so neither pollutes the other:
     --datasets=Classical/20_letter,Classical/42_WBC --methods=feawad,devnet \
     --seeds=1,2,3 --la=0.1 --out=results/reference/results.csv
 
-Finished (method, dataset, la, seed) rows already in `--out` are kept and not rerun, so an
-interrupted run resumes. A seed on which the reference code itself fails (it happens: see
+`--implementation=anoonly` runs the AnoOnly repository's copies instead (a checkout of
+github.com/cool-xuan/AnoOnly, `--anoonly_root`; it has no package to install), as its
+`run.py` builds them, `Model(seed=, model_name=, anomaly_only=)`, for each of `--variants`
+(baseline and/or anoonly); its rows carry `implementation=anoonly_repo` and pair with our
+`anoonly_paper` preset (docs/tables.md):
+
+  python -m experiments.reference --ref_python=/work/refvenv/bin/python \
+    --implementation=anoonly --anoonly_root=/path/to/AnoOnly \
+    --datasets=CV_by_ResNet18/CIFAR10_0 --seeds=1,2,3 --out=results/anoonly_repo/results.csv
+
+Finished (method, anomaly_only, dataset, la, seed) rows already in `--out` are kept and not
+rerun, so an interrupted run resumes. A seed on which the reference code itself fails (it happens: see
 docs/methods/feawad.md) is written with its error and no metrics, and the run goes on;
 `--retry_failed` reruns those. This harness installs nothing.
 """
@@ -38,7 +49,15 @@ import time
 import types
 
 METHODS = ("deepsad", "devnet", "prenet", "feawad")
-IMPLEMENTATION = "reference"
+# --implementation -> the `implementation` column of its rows.
+IMPLEMENTATIONS = {"adbench": "reference", "anoonly": "anoonly_repo"}
+# --variants -> anomaly_only.
+VARIANTS = {"baseline": False, "anoonly": True}
+# The AnoOnly repository's class of each method, under its `baseline` package.
+ANOONLY_CLASSES = {"feawad": ("baseline.FEAWAD.run", "FEAWAD"),
+                   "prenet": ("baseline.PReNet.run", "PReNet"),
+                   "devnet": ("baseline.DevNet.run", "DevNet"),
+                   "deepsad": ("baseline.DeepSAD.src.run", "DeepSAD")}
 # One thread everywhere: the models are tiny (more threads do not help, BUILD_NOTES) and
 # the machines these runs share are small.
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -49,8 +68,9 @@ THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 # ---------------------------------------------------------------------------------------
 # Worker side: runs in the reference environment (numpy + adbench, never ssadjax).
 
-def install_shims() -> None:
-  """Small import shims ADBench 0.1.11 needs on today's packages (reference venv only)."""
+def install_shims(anoonly_root: str | None = None) -> None:
+  """Small import shims ADBench 0.1.11 (and the AnoOnly repository, a fork of ADBench's
+  code) needs on today's packages (reference venv only)."""
   # ADBench's DevNet and FEAWAD are Keras 2 code that trains in TF1 graph mode
   # (disable_eager_execution, fit_generator, Adam(lr=...)). TF >= 2.16 ships Keras 3, which
   # has none of that; tf_keras is the Keras 2 API, and its *legacy* optimizers are the ones
@@ -65,6 +85,11 @@ def install_shims() -> None:
   # the torch build, stubs are enough.
   if importlib.util.find_spec("torchvision") is None:
     sys.modules.update(torchvision_stub())
+  if anoonly_root:
+    # The AnoOnly repository imports `baseline.<Method>` and `myutils` from its root, but
+    # its folder is named `baselines/`.
+    sys.path.insert(0, anoonly_root)
+    sys.modules.setdefault("baseline", importlib.import_module("baselines"))
 
 
 def torchvision_stub() -> dict:
@@ -88,7 +113,18 @@ def torchvision_stub() -> dict:
   return modules
 
 
-def _reference_model(method: str, seed: int, suffix: str):
+def _reference_model(method: str, seed: int, suffix: str, implementation: str = "adbench",
+                     anomaly_only: bool = False):
+  if implementation == "anoonly":
+    # Imported in the order of the AnoOnly repository's run.py: FEAWAD's module switches
+    # TensorFlow to graph mode when imported, so their DevNet trains in graph mode too.
+    classes = {m: getattr(importlib.import_module(module), name)
+               for m, (module, name) in ANOONLY_CLASSES.items()}
+    # As their run.py builds its models.
+    return classes[method](seed=seed, model_name=ANOONLY_CLASSES[method][1],
+                           anomaly_only=anomaly_only)
+  if anomaly_only:
+    raise ValueError("ADBench's code has no AnoOnly variant; use --implementation=anoonly")
   if method == "feawad":
     from adbench.baseline.FEAWAD.run import FEAWAD
     return FEAWAD(seed=seed, save_suffix=suffix)
@@ -104,13 +140,17 @@ def _reference_model(method: str, seed: int, suffix: str):
   raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
 
-def worker(split_files: list[str], method: str, out: str) -> None:
-  """Trains ADBench's `method` on each exported split and writes its test scores."""
+def worker(split_files: list[str], method: str, out: str, implementation: str = "adbench",
+           anomaly_only: bool = False, anoonly_root: str | None = None) -> None:
+  """Trains the reference `method` on each exported split and writes its test scores.
+
+  Runs in a fresh working directory: the AnoOnly repository's Keras baselines checkpoint
+  under the working directory, with the same file name for every seed."""
   import numpy as np
   # The Keras baselines read hyper-parameters with argparse.parse_known_args(): our own
   # flags (e.g. a future --epochs) must not leak into them.
   sys.argv = sys.argv[:1]
-  install_shims()
+  install_shims(anoonly_root if implementation == "anoonly" else None)
   import tensorflow as tf
   import torch
   torch.set_num_threads(1)
@@ -125,7 +165,7 @@ def worker(split_files: list[str], method: str, out: str) -> None:
     # ran before in this process.
     tf_keras.backend.clear_session()
     suffix = f"ssadjax_{os.getpid()}_{seed}"
-    model = _reference_model(method, seed, suffix)
+    model = _reference_model(method, seed, suffix, implementation, anomaly_only)
     start = time.perf_counter()
     try:
       model.fit(split["x_train"], split["semi_labels"])
@@ -144,9 +184,14 @@ def worker(split_files: list[str], method: str, out: str) -> None:
       print(f"reference {method} seed {seed}: FAILED {message}", file=sys.stderr, flush=True)
       continue
     finally:
-      # The Keras baselines checkpoint into the installed package's model/ folder.
-      for checkpoint in pathlib.Path(
-          sys.modules[type(model).__module__].__file__).parent.glob(f"model/*{suffix}.h5"):
+      # ADBench's Keras baselines checkpoint into the installed package's model/ folder,
+      # the AnoOnly repository's under the working directory, named alike for every seed:
+      # a seed whose checkpoint never fires must not score with the previous seed's.
+      checkpoints = [*pathlib.Path(sys.modules[type(model).__module__].__file__).parent.glob(
+          f"model/*{suffix}.h5")]
+      if implementation == "anoonly":
+        checkpoints += [*pathlib.Path.cwd().glob("baseline/*/model/*.h5")]
+      for checkpoint in checkpoints:
         checkpoint.unlink()
     results[str(seed)] = scores
     results[f"{seed}_seconds"] = np.float64(fit_seconds)
@@ -159,7 +204,8 @@ def worker(split_files: list[str], method: str, out: str) -> None:
 # Our side: exports splits, runs the worker, computes the metrics, writes results.csv.
 
 def split_config(dataset: str, la: float, data_dir: str | None):
-  """The `adbench_table` config for one cell: the splits our grid runner would use."""
+  """The `adbench_table` config for one cell: the splits our grid runner would use (the
+  preset does not change the splits, so they are also those of `anoonly_paper`)."""
   from experiments.configs import common
   config = common.get_config()
   config.preset = "adbench"
@@ -210,61 +256,82 @@ def write_rows(path: pathlib.Path, rows: list[dict]) -> None:
 
 
 def row_key(row: dict) -> tuple:
-  return (row["method"], row["dataset"], f"{float(row['la']):g}", int(row["seed"]))
+  anomaly_only = str(row.get("anomaly_only", "False")).strip().lower() in ("true", "1")
+  return (row["method"], anomaly_only, row["dataset"], f"{float(row['la']):g}",
+          int(row["seed"]))
 
 
 def run_reference(*, ref_python: str, datasets: list[str], methods: list[str],
                   seeds: list[int], la: float, out: pathlib.Path, data_dir: str | None,
-                  nice: int = 10, retry_failed: bool = False) -> list[dict]:
-  """Runs every (dataset, method) missing from `out` and rewrites `out` after each.
+                  nice: int = 10, retry_failed: bool = False,
+                  implementation: str = "adbench", variants: tuple[str, ...] = ("baseline",),
+                  anoonly_root: str | None = None) -> list[dict]:
+  """Runs every (dataset, method, variant) missing from `out` and rewrites `out` after each.
 
   A seed on which the reference code itself fails is written as a row with an `error`
   and no metrics, and counts as done (the same split and seed fail the same way again)
   unless `retry_failed`."""
   from ssadjax import metrics
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f"unknown implementation {implementation!r}; expected one of "
+                     f"{sorted(IMPLEMENTATIONS)}")
+  if implementation == "adbench" and "anoonly" in variants:
+    raise ValueError("ADBench's code has no AnoOnly variant; use implementation='anoonly'")
+  if implementation == "anoonly" and not (
+      anoonly_root and (pathlib.Path(anoonly_root) / "baselines").is_dir()):
+    raise ValueError(f"--anoonly_root={anoonly_root!r} is not a checkout of "
+                     "github.com/cool-xuan/AnoOnly (no baselines/ folder in it)")
+  tag = IMPLEMENTATIONS[implementation]
   rows = read_rows(out)
   if retry_failed:
     rows = [r for r in rows if not r.get("error")]
   done = {row_key(r) for r in rows}
   failed = []
   for dataset in datasets:
-    todo = [m for m in methods
-            if any((m, dataset, f"{la:g}", s) not in done for s in seeds)]
+    todo = [(m, v) for m in methods for v in variants
+            if any((m, VARIANTS[v], dataset, f"{la:g}", s) not in done for s in seeds)]
     if not todo:
       continue
     with tempfile.TemporaryDirectory(prefix="ssadjax_reference_") as tmp:
       tmp = pathlib.Path(tmp)
       paths, splits = export_splits(dataset, seeds, la, data_dir, tmp)
-      for method in todo:
-        scores_path = tmp / f"scores_{method}.npz"
+      for method, variant in todo:
+        anomaly_only = VARIANTS[variant]
+        scores_path = tmp / f"scores_{method}_{variant}.npz"
         command = ["nice", "-n", str(nice), ref_python, "-m", "experiments.reference",
                    "--worker", "--method", method, "--scores_out", str(scores_path),
-                   "--split_files", *paths]
+                   "--implementation", implementation, "--variants", variant]
+        if implementation == "anoonly":
+          command += ["--anoonly_root", str(pathlib.Path(anoonly_root).resolve())]
+        command += ["--split_files", *paths]
         env = {**os.environ, **THREAD_ENV,
                "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
-        print(f"{dataset} {method}: reference seeds {seeds}", file=sys.stderr, flush=True)
-        proc = subprocess.run(command, env=env, capture_output=True, text=True)
+        label = method if implementation == "adbench" else f"{method} ({variant})"
+        print(f"{dataset} {label}: {tag} seeds {seeds}", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(prefix="cwd_", dir=tmp) as cwd:
+          proc = subprocess.run(command, env=env, capture_output=True, text=True, cwd=cwd)
         if proc.returncode != 0:
-          raise RuntimeError(f"reference {method} on {dataset} failed (exit "
+          raise RuntimeError(f"{tag} {label} on {dataset} failed (exit "
                              f"{proc.returncode}):\n{proc.stderr[-4000:]}")
         import numpy as np
         result = np.load(scores_path)
         for seed, split in zip(seeds, splits):
-          if (method, dataset, f"{la:g}", seed) in done:
+          if (method, anomaly_only, dataset, f"{la:g}", seed) in done:
             continue
-          row = {"method": method, "anomaly_only": False, "dataset": dataset, "la": la,
-                 "seed": seed, "train_seconds": round(float(result[f"{seed}_seconds"]), 2),
+          row = {"method": method, "anomaly_only": anomaly_only, "dataset": dataset,
+                 "la": la, "seed": seed,
+                 "train_seconds": round(float(result[f"{seed}_seconds"]), 2),
                  "compile_seconds": 0.0, "steps": "", "devices": "cpu",
-                 "implementation": IMPLEMENTATION}
+                 "implementation": tag}
           if f"{seed}_error" in result:
             row.update(auroc="", auprc="", error=str(result[f"{seed}_error"]))
-            failed.append(f"{dataset} {method} seed {seed}: {row['error']}")
+            failed.append(f"{dataset} {label} seed {seed}: {row['error']}")
           else:
             scores = result[str(seed)]
             row.update(auroc=metrics.auroc(split.y_test, scores),
                        auprc=metrics.auprc(split.y_test, scores), error="")
           rows.append(row)
-          done.add((method, dataset, f"{la:g}", seed))
+          done.add((method, anomaly_only, dataset, f"{la:g}", seed))
         write_rows(out, rows)
   for line in failed:
     print(f"reference failed (recorded in {out}, not paired): {line}", file=sys.stderr)
@@ -289,9 +356,21 @@ def main(argv=None) -> None:
   parser.add_argument("--nice", type=int, default=10)
   parser.add_argument("--retry_failed", action="store_true",
                       help="rerun the seeds recorded as failed in --out")
+  parser.add_argument("--implementation", default="adbench", choices=sorted(IMPLEMENTATIONS),
+                      help="adbench: the adbench 0.1.11 package; anoonly: a checkout of the "
+                           "AnoOnly repository (--anoonly_root)")
+  parser.add_argument("--anoonly_root", default=os.environ.get("SSADJAX_ANOONLY_ROOT"),
+                      help="checkout of github.com/cool-xuan/AnoOnly "
+                           "(default $SSADJAX_ANOONLY_ROOT)")
+  parser.add_argument("--variants", default=None,
+                      help="comma-separated baseline,anoonly (default: baseline for "
+                           "adbench, both for anoonly)")
   args = parser.parse_args(argv)
+  variants = [v for v in (args.variants or (
+      "baseline" if args.implementation == "adbench" else "baseline,anoonly")).split(",") if v]
   if args.worker:
-    worker(args.split_files, args.method, args.scores_out)
+    worker(args.split_files, args.method, args.scores_out, args.implementation,
+           VARIANTS[variants[0]], args.anoonly_root)
     return
   if not args.ref_python:
     parser.error("--ref_python is required (the reference venv's python, see README.md), "
@@ -300,13 +379,25 @@ def main(argv=None) -> None:
   bad = sorted(set(methods) - set(METHODS))
   if bad:
     parser.error(f"unknown --methods {bad}; choose from {','.join(METHODS)}")
+  bad = sorted(set(variants) - set(VARIANTS))
+  if bad:
+    parser.error(f"unknown --variants {bad}; choose from {','.join(VARIANTS)}")
+  if args.implementation == "adbench" and "anoonly" in variants:
+    parser.error("--variants=anoonly needs --implementation=anoonly: ADBench's code has no "
+                 "AnoOnly variant")
+  if args.implementation == "anoonly" and not (
+      args.anoonly_root and pathlib.Path(args.anoonly_root, "baselines").is_dir()):
+    parser.error(f"--anoonly_root={args.anoonly_root!r} is not a checkout of "
+                 "github.com/cool-xuan/AnoOnly (no baselines/ folder); clone it and pass "
+                 "its path, or set SSADJAX_ANOONLY_ROOT")
   datasets = [d for d in args.datasets.split(",") if d]
   if not datasets:
     parser.error("--datasets is empty; e.g. --datasets=Classical/6_cardio")
   rows = run_reference(ref_python=args.ref_python, datasets=datasets, methods=methods,
                        seeds=[int(s) for s in args.seeds.split(",")], la=args.la,
                        out=pathlib.Path(args.out), data_dir=args.data_dir, nice=args.nice,
-                       retry_failed=args.retry_failed)
+                       retry_failed=args.retry_failed, implementation=args.implementation,
+                       variants=tuple(variants), anoonly_root=args.anoonly_root)
   print(json.dumps({"rows": len(rows), "out": args.out}))
 
 

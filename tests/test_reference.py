@@ -24,6 +24,14 @@ assert args[:3] == ["-m", "experiments.reference", "--worker"], args
 method = args[args.index("--method") + 1]
 out = args[args.index("--scores_out") + 1]
 files = args[args.index("--split_files") + 1:]
+implementation = args[args.index("--implementation") + 1]
+variant = args[args.index("--variants") + 1]
+if implementation == "anoonly":
+  root = args[args.index("--anoonly_root") + 1]
+  assert os.path.isdir(os.path.join(root, "baselines")), root
+  # Each worker runs in a fresh directory (the AnoOnly Keras baselines checkpoint there).
+  assert os.listdir(".") == [], os.listdir(".")
+  method += ":" + variant
 with open({calls!r}, "a") as f:
   f.write(method + "\\n")
 result = {{}}
@@ -138,3 +146,43 @@ def test_torchvision_stub_fails_loudly():
   with pytest.raises(RuntimeError, match="torchvision stub.*download_url"):
     modules["torchvision.datasets.utils"].download_url("u", "root")
   assert modules["torchvision"].datasets.utils is modules["torchvision.datasets.utils"]
+
+
+def test_anoonly_repository_rows_carry_their_variant(toy):
+  tmp_path, worker, calls = toy
+  root = tmp_path / "AnoOnly"
+  (root / "baselines").mkdir(parents=True)
+  out = tmp_path / "anoonly.csv"
+  kwargs = dict(ref_python=str(worker), datasets=["Classical/toy"], methods=["devnet"],
+                seeds=[1, 2], la=0.1, out=out, data_dir=str(tmp_path / "data"), nice=0,
+                implementation="anoonly", variants=("baseline", "anoonly"),
+                anoonly_root=str(root))
+  reference.run_reference(**kwargs)
+  rows = reference.read_rows(out)
+  assert calls.read_text().split() == ["devnet:baseline", "devnet:anoonly"]
+  assert {r["implementation"] for r in rows} == {"anoonly_repo"}
+  assert sorted((r["anomaly_only"], r["seed"]) for r in rows) == [
+      ("False", "1"), ("False", "2"), ("True", "1"), ("True", "2")]
+  # Both variants are keyed apart, and a rerun finds both done.
+  reference.run_reference(**kwargs)
+  assert calls.read_text().split() == ["devnet:baseline", "devnet:anoonly"]
+  # The pairing with our runner keys on anomaly_only too.
+  from experiments import fidelity
+  pairs = fidelity.pair_rows(rows, rows)
+  assert len(pairs) == 4 and {p["anomaly_only"] for p in pairs} == {False, True}
+
+
+def test_anoonly_implementation_needs_a_checkout(toy, capsys):
+  tmp_path, worker, _ = toy
+  with pytest.raises(ValueError, match="not a checkout of github.com/cool-xuan/AnoOnly"):
+    reference.run_reference(ref_python=str(worker), datasets=["Classical/toy"],
+                            methods=["devnet"], seeds=[1], la=0.1, out=tmp_path / "r.csv",
+                            data_dir=str(tmp_path / "data"), implementation="anoonly",
+                            variants=("anoonly",), anoonly_root=str(tmp_path))
+  with pytest.raises(SystemExit):
+    reference.main(["--ref_python=x", "--datasets=Classical/6_cardio", "--variants=anoonly"])
+  assert "needs --implementation=anoonly" in capsys.readouterr().err
+  with pytest.raises(SystemExit):
+    reference.main(["--ref_python=x", "--datasets=Classical/6_cardio",
+                    "--implementation=anoonly", f"--anoonly_root={tmp_path}"])
+  assert "is not a checkout" in capsys.readouterr().err
