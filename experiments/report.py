@@ -171,7 +171,9 @@ def overall(per_family: dict) -> float:
   return float(np.mean([np.mean(v) for v in per_family.values()]))
 
 
-def anoonly_report(records, gaps: list) -> str:
+def anoonly_report(records, gaps: list, who: str = "ours") -> str:
+  """The AnoOnly family table; `who` names whose runs the records are (ours, or a
+  reference implementation's, e.g. the AnoOnly repository's code)."""
   summary = anoonly_summary(records)
   if not summary:
     return ""
@@ -206,8 +208,8 @@ def anoonly_report(records, gaps: list) -> str:
   lines += ["", "Overall = unweighted mean over the families above (AnoOnly's aggregation). "
             "The AnoOnly README and ADBench 'all 10' means cover ten families; "
             "'ADBench, same families' averages D10 over ours only.", "",
-            "| method | ours | ours +AnoOnly | Δ ours | AnoOnly README | README +AnoOnly | Δ README "
-            "| ADBench, same families | ADBench, all 10 | ours CV / NLP | ours +AnoOnly CV / NLP |",
+            f"| method | {who} | {who} +AnoOnly | Δ {who} | AnoOnly README | README +AnoOnly | Δ README "
+            f"| ADBench, same families | ADBench, all 10 | {who} CV / NLP | {who} +AnoOnly CV / NLP |",
             "|---|---|---|---|---|---|---|---|---|---|---|"]
   for m in methods:
     base, ao = summary.get((m, False), {}), summary.get((m, True), {})
@@ -727,7 +729,11 @@ _BLOCK_KINDS = {"cells": lambda folder, source: cells_table(read_cells([folder /
                 "medians": lambda folder, source: medians_table(folder / source),
                 "seconds": lambda folder, source: seconds_by_method(folder / source),
                 "anoonly": lambda folder, source: anoonly_report(
-                    read_cells([folder / source]), gaps=[])}
+                    read_cells([folder / source]), gaps=[]),
+                # The same table from the reference harness's rows of the AnoOnly
+                # repository's own code (experiments/reference.py --implementation=anoonly).
+                "anoonly_repo": lambda folder, source: anoonly_report(
+                    read_cells([folder / source]), gaps=[], who="AnoOnly code")}
 
 
 def refresh_blocks(markdown: pathlib.Path, *, check: bool = False) -> list[str]:

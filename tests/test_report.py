@@ -274,6 +274,14 @@ def test_generated_markdown_blocks_follow_their_results_file(tmp_path):
   md.write_text("<!-- experiments.report: anoonly ao.csv -->\n<!-- /experiments.report -->\n")
   assert report.main(["--refresh", str(md)]) == 0
   assert "| CIFAR10 | 1 | 85.00 ± 0.00 | 70.00 ± 0.00 |" in md.read_text()
+  assert "| method | ours | ours +AnoOnly | Δ ours |" in md.read_text()
+  # The same rows as the AnoOnly repository's runs: the columns say whose they are.
+  md.write_text("<!-- experiments.report: anoonly_repo ao.csv -->\n<!-- /experiments.report -->\n")
+  assert report.main(["--refresh", str(md)]) == 0
+  text = md.read_text()
+  assert "| CIFAR10 | 1 | 85.00 ± 0.00 | 70.00 ± 0.00 |" in text
+  assert "| method | AnoOnly code | AnoOnly code +AnoOnly | Δ AnoOnly code |" in text
+  assert "| method | ours |" not in text
   md.write_text("<!-- experiments.report: pie r.csv -->\n<!-- /experiments.report -->\n")
   assert report.main(["--refresh", str(md)]) == 2
 
