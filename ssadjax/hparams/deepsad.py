@@ -24,6 +24,9 @@ def section() -> ml_collections.ConfigDict:
   s.eta = 1.0
   s.eps = 1e-6
   s.center_eps = 0.1           # |c_k| < 0.1 -> +-0.1
+  # Rows the initial centre averages: all | loader (ADBench's init_center_c reads its
+  # shuffled drop_last loader: floor(n / batch_size) * batch_size random rows).
+  s.center_rows = "all"
   s.pretrain_epochs = 0        # AE pretraining epochs (ADBench: 100, but discarded)
   s.pretrain_transfer = True   # False: train the AE and discard it, as the reference
   s.pretrain_learning_rate = 1e-3

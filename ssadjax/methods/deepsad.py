@@ -81,6 +81,17 @@ class PyODEncoder(nn.Module):
     return outs if return_activations else x
 
 
+def loader_pass_mean(z: jax.Array, data, key: jax.Array, batch_size: int) -> jax.Array:
+  """Mean of `z` `[n, k]` over the rows one pass of a shuffled `drop_last` loader yields:
+  floor(real rows / batch_size) * batch_size real rows drawn with `key`, never a padded
+  row (train_data.TrainData)."""
+  kept = (train_data.rows(data) // batch_size) * batch_size
+  draw = jax.random.uniform(key, (z.shape[0],))
+  draw = jnp.where(train_data.row_mask(data), draw, 2.0)  # padded rows sort last
+  in_pass = jnp.argsort(jnp.argsort(draw)) < kept
+  return jnp.sum(jnp.where(in_pass[:, None], z, 0), axis=0) / kept
+
+
 def center_eps_trick(center: jax.Array, eps: float) -> jax.Array:
   """Coordinates with |c_k| < eps move to +-eps (exact zeros stay 0, as the reference)."""
   center = jnp.where((jnp.abs(center) < eps) & (center < 0), -eps, center)
@@ -156,6 +167,10 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     raise ValueError(f"{section}.pretrain_epochs > 0 needs the MLP encoder (no LeNet or "
                      "PyOD decoder)")
   batch_size = hp["batch_size"]
+  center_rows = hp.get("center_rows", "all")
+  if center_rows not in ("all", "loader"):
+    raise ValueError(f"{section}.center_rows={center_rows!r}: use 'all' (every training "
+                     "row) or 'loader' (ADBench's drop_last subset)")
   if num_train < batch_size:
     raise ValueError(f"{section}.batch_size={batch_size} exceeds the {num_train} training rows")
   steps_per_epoch = num_train // batch_size  # drop_last=True, as the reference loader
@@ -215,7 +230,7 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
           variables, ("Dense_0", "kernel"), lambda k: true_fan_kernel(
               k, mode="fan_in", in_mask=train_data.feature_mask(data))[0])
       z = encoder.apply(variables, jnp.asarray(data.x), train=False)
-      center = train_data.masked_mean_rows(z, data)  # padded rows are not in c
+      center = initial_center(z, data, extras_key)  # padded rows are not in c
       return variables, {"center": center_eps_trick(center, hp["center_eps"])}
     extras = {}
     if hp["standardize"]:
@@ -227,10 +242,17 @@ def make_method(hp: dict, policy: NormPolicy, input_dim: int, num_train: int, *,
     # The reference computes c in eval mode (running statistics) over the training set;
     # PyOD computes it with a network it then discards. With pretraining, the stage
     # replaces it by the pretrained encoder's (pretrain_transfer).
-    extras["center"] = center_of(
+    z = encoder.apply(
         encoder.init(jax.random.fold_in(extras_key, 1), x[:2], train=False)
-        if hp["center_from_other_init"] else variables, x)
+        if hp["center_from_other_init"] else variables, x, train=False)
+    extras["center"] = center_eps_trick(initial_center(z, data, extras_key), hp["center_eps"])
     return variables, extras
+
+  def initial_center(z, data, extras_key):
+    # center_rows='loader': ADBench's init_center_c averages one pass of its loader.
+    if center_rows == "all":
+      return train_data.masked_mean_rows(z, data)
+    return loader_pass_mean(z, data, jax.random.fold_in(extras_key, 2), batch_size)
 
   def center_of(variables, x):
     z = encoder.apply(variables, x, train=False)
