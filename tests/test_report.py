@@ -287,7 +287,7 @@ def test_generated_markdown_blocks_follow_their_results_file(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["README.md", "BUILD_NOTES.md", "docs/speed.md",
-                                  "docs/tables.md"])
+                                  "docs/tables.md", "docs/methods/deepsad.md"])
 def test_generated_tables_match_committed_results(name):
   """Every table marked in README.md / BUILD_NOTES.md / docs equals what experiments.report makes
   from the committed results file it names (no figure typed by hand, none stale)."""
