@@ -72,9 +72,23 @@ class _Cell:
              config.dataset, self.splits[0].summary())
 
 
+def seeds_dir_name(seeds) -> str:
+  """A checkpoint folder name for a run's seeds. Short lists keep the name earlier
+  versions wrote (their checkpoints still resume); long ones, which would pass the
+  file system's 255-byte name limit (num_seeds=100), are named by their range."""
+  seeds = [int(s) for s in seeds]
+  name = "seeds_" + "_".join(map(str, seeds))
+  if len(name) <= 128:
+    return name
+  if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+    return f"seeds_{seeds[0]}-{seeds[-1]}"
+  digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+  return f"seeds_{seeds[0]}-{seeds[-1]}_{len(seeds)}_{digest}"
+
+
 def _group_checkpoint_dir(cells: list[_Cell], root: pathlib.Path):
   if len(cells) == 1:
-    return cells[0].workdir / "checkpoints" / ("seeds_" + "_".join(map(str, cells[0].seeds)))
+    return cells[0].workdir / "checkpoints" / seeds_dir_name(cells[0].seeds)
   name = json.dumps([[str(c.workdir.relative_to(root)), c.seeds] for c in cells])
   return root / "checkpoints" / ("group_" + hashlib.sha1(name.encode()).hexdigest()[:12])
 

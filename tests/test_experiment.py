@@ -82,6 +82,23 @@ def _curves(workdir):
           for l in lines]
 
 
+def test_checkpoint_folder_names_stay_short_for_many_seeds():
+  assert runner.seeds_dir_name([1, 2, 3]) == "seeds_1_2_3"  # earlier runs still resume
+  assert runner.seeds_dir_name(range(1, 101)) == "seeds_1-100"
+  scattered = [*range(1, 100), 500]
+  name = runner.seeds_dir_name(scattered)
+  assert name.startswith("seeds_1-500_100_") and len(name) < 64
+  assert name != runner.seeds_dir_name([*range(1, 100), 501])
+
+
+def test_a_hundred_seeds_train_and_checkpoint(tmp_path):
+  # 100 seeds once made a checkpoint folder name longer than the file system allows.
+  config = tiny_config(dataset="synthetic", num_seeds=100)
+  first = runner.run_single(config, tmp_path)
+  assert len(first["auroc"]) == 100
+  assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["seeds_1-100"]
+
+
 def test_workdir_with_a_different_config_is_refused(tmp_path):
   runner.run_single(_synthetic_config(), tmp_path)
   before = (tmp_path / "results.json").read_text()
